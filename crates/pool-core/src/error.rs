@@ -1,0 +1,137 @@
+//! Errors of settings and checkouts.
+//!
+//! A checkout error says what the caller needs to act: the pool's state at the
+//! moment it gave up, how long it waited, and the last underlying cause (the
+//! connect error behind a timeout), in the spirit of SQLAlchemy's
+//! `QueuePool limit of size 5 overflow 10 reached, connection timed out,
+//! timeout 30.00`. Messages are redacted: no password ever appears.
+
+use crate::classify::ErrorClass;
+use crate::status::PoolStatus;
+use std::fmt;
+use std::time::Duration;
+
+/// A setting is missing or has a bad value.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SettingsError {
+    /// The value does not parse or is out of range.
+    #[error("invalid setting {variable}={value:?}: expected {expected}")]
+    Invalid {
+        /// The variable (or file key) that holds it.
+        variable: String,
+        /// The value as given (never a URL: URLs are not range-checked here).
+        value: String,
+        /// What would be accepted.
+        expected: String,
+    },
+    /// A required setting is not set.
+    #[error("{variable} is not set")]
+    Missing {
+        /// The variable that should hold it.
+        variable: String,
+    },
+    /// The URL does not parse.
+    #[error("invalid setting {variable}={url}: {reason}")]
+    InvalidUrl {
+        /// The variable that holds it.
+        variable: String,
+        /// The URL, redacted.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The settings file cannot be read or parsed.
+    #[error("cannot read settings: {0}")]
+    Source(String),
+}
+
+/// The last error the pool saw from the server, kept for timeout messages and
+/// health reports.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Cause {
+    /// Its class.
+    pub class: ErrorClass,
+    /// Its message, redacted.
+    pub message: String,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.class)
+    }
+}
+
+/// A checkout failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// `pool_timeout` passed before a usable connection was found.
+    #[error("{}", timeout_message(.waited, .status, .last_cause.as_ref()))]
+    Timeout {
+        /// How long the checkout took before it gave up.
+        waited: Duration,
+        /// The pool's state when it gave up.
+        status: Box<PoolStatus>,
+        /// The last error seen while trying (a connect or validation error).
+        last_cause: Option<Cause>,
+    },
+    /// The server answered with an error that waiting will not fix (wrong
+    /// password, unknown database): the checkout stopped at once.
+    #[error("pool '{pool}': cannot connect to {target}: {source}")]
+    Fatal {
+        /// The pool's name.
+        pool: String,
+        /// The server, redacted.
+        target: String,
+        /// The backend's error (its message carries no password).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The pool was closed.
+    #[error("pool '{0}' is closed")]
+    Closed(String),
+}
+
+impl PoolError {
+    /// The class of the error: `Timeout`, `Fatal`, or `Unavailable` for a
+    /// closed pool.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            PoolError::Timeout { .. } => ErrorClass::Timeout,
+            PoolError::Fatal { .. } => ErrorClass::Fatal,
+            PoolError::Closed(_) => ErrorClass::Unavailable,
+        }
+    }
+
+    /// True for a checkout that ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PoolError::Timeout { .. })
+    }
+}
+
+fn timeout_message(waited: &Duration, s: &PoolStatus, cause: Option<&Cause>) -> String {
+    let limit = match s.max_size {
+        Some(max) if s.in_use >= max => "limit of size {size} overflow {overflow} reached, ",
+        _ => "",
+    };
+    let limit = limit
+        .replace("{size}", &s.pool_size.to_string())
+        .replace("{overflow}", &s.max_overflow.to_string());
+    let mut msg = format!(
+        "pool '{}' {limit}connection timed out, timeout {:.2} (waited {:.2}s; open={}, idle={}, in_use={}, overflow_in_use={}, waiting={}, size={}, max_overflow={})",
+        s.name,
+        s.pool_timeout,
+        waited.as_secs_f64(),
+        s.open,
+        s.idle,
+        s.in_use,
+        s.overflow_in_use,
+        s.waiting,
+        s.pool_size,
+        s.max_overflow,
+    );
+    if let Some(cause) = cause {
+        msg.push_str("; last error: ");
+        msg.push_str(&cause.to_string());
+    }
+    msg
+}

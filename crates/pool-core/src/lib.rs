@@ -1,0 +1,36 @@
+//! Backend-neutral parts of the pool layer.
+//!
+//! `pool-core` holds every rule that PostgreSQL and Redis pools share, so that
+//! each rule lives in exactly one place:
+//!
+//! - [`settings`]: SQLAlchemy `QueuePool` semantics (`pool_size`,
+//!   `max_overflow`, `pool_timeout`, `pool_recycle`) plus what a resilient
+//!   pool needs (pre-ping, validation and connect timeouts, TCP keepalive),
+//!   read from `DB_*`-style environment variables with the `config` crate.
+//! - [`pool`]: the pool engine: fair (FIFO) admission, overflow that closes on
+//!   return, validation before checkout, broken-connection eviction, connect
+//!   retries with backoff, all bounded by `pool_timeout`.
+//! - [`classify`]: the error classes every backend maps its errors into.
+//! - [`backoff`]: the one retry policy (exponential with jitter, on `backon`).
+//! - [`startup`]: waiting until a server is really ready (DNS, TCP, protocol).
+//! - [`status`]: serde-serializable pool snapshots and counters.
+//! - [`redact`]: keeping passwords out of every message.
+//!
+//! A backend crate implements [`Manager`] (connect, ping, classify) and gets
+//! the whole contract.
+
+pub mod backoff;
+pub mod classify;
+pub mod error;
+pub mod pool;
+pub mod redact;
+pub mod settings;
+pub mod startup;
+pub mod status;
+
+pub use backoff::RetryPolicy;
+pub use classify::ErrorClass;
+pub use error::{PoolError, SettingsError};
+pub use pool::{Manager, Pool, Pooled};
+pub use settings::PoolSettings;
+pub use status::{CloseReason, PoolCounters, PoolStatus};

@@ -1,0 +1,58 @@
+//! A resilient PostgreSQL pool.
+//!
+//! Connections are made by `deadpool-postgres`'s manager (a
+//! `tokio-postgres` client with its connection task and a prepared-statement
+//! cache); the pool around them is `pool-core`'s engine, so the PostgreSQL
+//! and Redis pools keep one contract: SQLAlchemy-style sizing, FIFO-fair
+//! checkout, validation skipped inside a bypass window, broken connections
+//! evicted, retries during an outage, and `pool_timeout` bounding it all.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = pool_postgres::pool_from_env()?;       // DB_* and DATABASE_URL
+//! let mut conn = pool.get().await?;
+//! let rows = conn.query("SELECT 1", &[]).await;
+//! let rows = conn.observe(rows)?;                  // a dead connection is not returned
+//! # let _ = rows; Ok(()) }
+//! ```
+//!
+//! - [`classify`]: the one classifier of `tokio_postgres` errors.
+//! - [`manager`]: connecting and validating.
+//! - [`ready`]: the startup wait (DNS, TCP, authenticated `SELECT 1`).
+
+pub mod classify;
+pub mod manager;
+pub mod ready;
+
+pub use classify::classify;
+pub use manager::PgManager;
+pub use pool_core::{PoolError, PoolSettings, SettingsError};
+pub use ready::PgProbe;
+
+/// A PostgreSQL pool.
+pub type PgPool = pool_core::Pool<PgManager>;
+/// A checked-out PostgreSQL connection; dereferences to
+/// [`deadpool_postgres::ClientWrapper`] (a `tokio_postgres::Client` with
+/// `prepare_cached`).
+pub type PgConnection = pool_core::Pooled<PgManager>;
+
+/// The environment prefix of the default pool.
+pub const ENV_PREFIX: &str = "DB_";
+/// The variable holding the default pool's URL.
+pub const URL_VAR: &str = "DATABASE_URL";
+
+/// Reads `DB_*` settings and `DATABASE_URL` from the environment.
+pub fn settings_from_env() -> Result<PoolSettings, SettingsError> {
+    PoolSettings::from_env(ENV_PREFIX, URL_VAR)
+}
+
+/// Builds a pool from settings; checks the URL, opens nothing yet.
+pub fn build_pool(settings: PoolSettings) -> Result<PgPool, SettingsError> {
+    let manager = PgManager::new(&settings)?;
+    Ok(PgPool::new(manager, settings))
+}
+
+/// Reads settings from the environment and builds the pool.
+pub fn pool_from_env() -> Result<PgPool, SettingsError> {
+    build_pool(settings_from_env()?)
+}

@@ -1,0 +1,192 @@
+//! Opening and validating PostgreSQL connections.
+
+use deadpool::managed::Manager as _;
+use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
+use pool_core::{ErrorClass, Manager, PoolSettings, SettingsError};
+use std::str::FromStr;
+use tokio_postgres::config::Host;
+use tokio_postgres::{Config, NoTls};
+
+/// Makes connections with `deadpool-postgres`'s manager and validates them
+/// with an empty query (one round trip, no parsing, no plan).
+pub struct PgManager {
+    inner: deadpool_postgres::Manager,
+    config: Config,
+    target: String,
+}
+
+impl std::fmt::Debug for PgManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgManager")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgManager {
+    /// Builds a manager from settings: parses the URL and applies connect
+    /// timeout, TCP keepalive, `tcp_user_timeout` and an `application_name`
+    /// naming the pool (so operators can tell its sessions apart).
+    pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
+        let config = pg_config(settings)?;
+        let target = describe(&config);
+        let inner = deadpool_postgres::Manager::from_config(
+            config.clone(),
+            NoTls,
+            ManagerConfig {
+                // Validation is pool-core's job (with a bypass window);
+                // the manager only connects.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        Ok(PgManager {
+            inner,
+            config,
+            target,
+        })
+    }
+
+    /// The `tokio_postgres` configuration in use (it holds the password: do
+    /// not print it; use [`Manager::target`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Parses the URL in `settings` and applies the connection settings.
+pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
+    let url = settings.require_url()?;
+    let mut config = Config::from_str(url.expose()).map_err(|e| SettingsError::InvalidUrl {
+        variable: settings.url_var.clone(),
+        url: url.redacted(),
+        reason: pool_core::redact::redact_url(&e.to_string()),
+    })?;
+    if config.get_hosts().is_empty() {
+        return Err(SettingsError::InvalidUrl {
+            variable: settings.url_var.clone(),
+            url: url.redacted(),
+            reason: "no host given".into(),
+        });
+    }
+    if config.get_user().is_none() {
+        return Err(SettingsError::InvalidUrl {
+            variable: settings.url_var.clone(),
+            url: url.redacted(),
+            reason: "no user given (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)".into(),
+        });
+    }
+    config.connect_timeout(settings.connect_timeout);
+    if let Some(idle) = settings.tcp_keepalive {
+        config
+            .keepalives(true)
+            .keepalives_idle(idle)
+            .keepalives_interval((idle / 3).max(std::time::Duration::from_secs(1)))
+            .keepalives_retries(3);
+    } else {
+        config.keepalives(false);
+    }
+    if let Some(t) = settings.tcp_user_timeout {
+        config.tcp_user_timeout(t);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(format!("pool-postgres/{}", settings.name));
+    }
+    Ok(config)
+}
+
+/// `postgres://user@host:port/db`, never with the password.
+pub fn describe(config: &Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let port = config
+                .get_ports()
+                .get(i)
+                .or_else(|| config.get_ports().first())
+                .copied()
+                .unwrap_or(5432);
+            match h {
+                Host::Tcp(name) => format!("{name}:{port}"),
+                Host::Unix(path) => format!("{}:{port}", path.display()),
+            }
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+impl Manager for PgManager {
+    type Connection = ClientWrapper;
+    type Error = tokio_postgres::Error;
+
+    async fn connect(&self) -> Result<ClientWrapper, tokio_postgres::Error> {
+        self.inner.create().await
+    }
+
+    async fn ping(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
+        conn.simple_query("").await.map(|_| ())
+    }
+
+    fn is_closed(&self, conn: &ClientWrapper) -> bool {
+        conn.is_closed()
+    }
+
+    fn classify(&self, error: &tokio_postgres::Error) -> ErrorClass {
+        crate::classify(error)
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::settings::SettingsSource;
+
+    fn settings(url: &str) -> PoolSettings {
+        SettingsSource::new("DB_", "DATABASE_URL")
+            .vars([("DATABASE_URL", url)])
+            .load()
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_urls_name_the_variable_and_hide_the_password() {
+        for url in [
+            "postgres://app:hunter2@db:notaport/app",
+            "postgres://app:hunter2@/app",
+            "mysql://app:hunter2@db/app",
+            "host=db port=x password=hunter2",
+        ] {
+            let err = PgManager::new(&settings(url)).expect_err(url).to_string();
+            assert!(err.contains("DATABASE_URL"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn target_and_debug_hide_the_password() {
+        let m = PgManager::new(&settings("postgres://app:hunter2@db:6543/app")).unwrap();
+        assert_eq!(m.target(), "postgres://app@db:6543/app");
+        assert!(!format!("{m:?}").contains("hunter2"));
+        assert_eq!(m.config().get_application_name(), Some("pool-postgres/db"));
+    }
+
+    #[test]
+    fn missing_url_names_the_variable() {
+        let s = SettingsSource::new("DB_", "DATABASE_URL")
+            .vars(Vec::<(String, String)>::new())
+            .load()
+            .unwrap();
+        let err = PgManager::new(&s).unwrap_err().to_string();
+        assert_eq!(err, "DATABASE_URL is not set");
+    }
+}

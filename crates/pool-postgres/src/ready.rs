@@ -1,0 +1,106 @@
+//! The PostgreSQL startup wait: DNS, TCP, then an authenticated `SELECT 1`.
+
+use crate::manager::{describe, pg_config};
+use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
+use pool_core::{ErrorClass, PoolSettings, SettingsError};
+use tokio_postgres::config::Host;
+use tokio_postgres::{Config, NoTls};
+
+/// Checks that a PostgreSQL server accepts an authenticated query.
+#[derive(Clone)]
+pub struct PgProbe {
+    config: Config,
+    target: String,
+}
+
+impl std::fmt::Debug for PgProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgProbe")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl PgProbe {
+    /// A probe for the URL in `settings`.
+    pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
+        let config = pg_config(settings)?;
+        Ok(Self::from_config(config))
+    }
+
+    /// A probe for a `tokio_postgres` configuration.
+    pub fn from_config(config: Config) -> Self {
+        let target = describe(&config);
+        PgProbe { config, target }
+    }
+
+    /// Waits until the server is ready (see [`pool_core::startup`]).
+    pub async fn wait(&self, opts: &WaitOptions) -> Result<Ready, WaitError> {
+        startup::wait_ready(self, opts).await
+    }
+
+    /// Connects and runs `SELECT 1`; returns the connected client for
+    /// further checks (the doctor reads `max_connections` with it).
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, Failure> {
+        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| failure(&e))?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| failure(&e))?;
+        Ok(client)
+    }
+}
+
+impl Probe for PgProbe {
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let ports = self.config.get_ports();
+        self.config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| match h {
+                Host::Tcp(host) => Some(Endpoint {
+                    host: host.clone(),
+                    port: ports.get(i).or(ports.first()).copied().unwrap_or(5432),
+                }),
+                Host::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<(), Failure> {
+        self.connect().await.map(|_| ())
+    }
+}
+
+/// Turns a connect or query error into a diagnosis.
+pub fn failure(e: &tokio_postgres::Error) -> Failure {
+    let class = crate::classify(e);
+    let message = match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => e.to_string(),
+    };
+    let code = e.code().map(|c| c.code()).unwrap_or("");
+    match code {
+        "28P01" | "28000" => Failure::new(Stage::Auth, class, message)
+            .with_hint("wrong user or password: check the credentials in the URL; waiting will not fix this"),
+        "3D000" => Failure::new(Stage::Auth, class, message)
+            .with_hint("the database does not exist: create it or fix the name in the URL"),
+        "57P03" => Failure::new(Stage::Protocol, class, message).with_hint(
+            "the server is up but not accepting connections yet (starting up, in recovery, a standby with hot_standby=off, or shutting down)",
+        ),
+        "53300" => Failure::new(Stage::Protocol, class, message).with_hint(
+            "max_connections is reached: lower pool sizes (replicas x (DB_POOL_SIZE + DB_MAX_OVERFLOW)) or put PgBouncer in front",
+        ),
+        _ if class == ErrorClass::Fatal => Failure::new(Stage::Auth, class, message),
+        _ if class == ErrorClass::Query => Failure::new(Stage::Query, class, message),
+        _ => Failure::new(Stage::Protocol, class, message),
+    }
+}

@@ -1,0 +1,47 @@
+//! The read/write round trip operators expect from a Redis health check.
+
+use bb8_redis::redis::{self, aio::MultiplexedConnection, RedisError};
+
+/// The key prefix used by health checks, so they never touch application
+/// keys.
+pub const HEALTH_KEY_PREFIX: &str = "pool-redis:health:";
+
+/// Writes a namespaced key with a short TTL, reads it back and deletes it.
+/// Proves the server accepts writes (not a read-only replica, not out of
+/// memory) as well as reads.
+pub async fn read_write_check(conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    let key = format!(
+        "{HEALTH_KEY_PREFIX}{}:{}",
+        std::process::id(),
+        fastrand_token()
+    );
+    let token = fastrand_token();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(&token)
+        .arg("EX")
+        .arg(10)
+        .query_async(conn)
+        .await?;
+    let read: Option<String> = redis::cmd("GET").arg(&key).query_async(conn).await?;
+    let _: i64 = redis::cmd("DEL").arg(&key).query_async(conn).await?;
+    if read.as_deref() != Some(token.as_str()) {
+        return Err((
+            redis::ErrorKind::UnexpectedReturnType,
+            "health check read back a different value",
+        )
+            .into());
+    }
+    Ok(())
+}
+
+fn fastrand_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{t:x}-{n}")
+}

@@ -1,0 +1,171 @@
+//! Opening and validating Redis connections.
+
+use bb8::ManageConnection;
+use bb8_redis::redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use bb8_redis::redis::{
+    aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+};
+use bb8_redis::RedisConnectionManager;
+use pool_core::{ErrorClass, Manager, PoolSettings, SettingsError};
+
+/// Makes multiplexed connections and pings them with `bb8-redis`'s manager.
+pub struct RedisManager {
+    inner: RedisConnectionManager,
+    info: ConnectionInfo,
+    target: String,
+}
+
+impl std::fmt::Debug for RedisManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisManager")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisManager {
+    /// Builds a manager from settings: parses `REDIS_URL` and applies TCP
+    /// keepalive and `tcp_user_timeout`.
+    pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
+        let info = connection_info(settings)?;
+        let target = describe(&info);
+        let inner =
+            RedisConnectionManager::new(info.clone()).map_err(|e| SettingsError::InvalidUrl {
+                variable: settings.url_var.clone(),
+                url: settings
+                    .url
+                    .as_ref()
+                    .map(|u| u.redacted())
+                    .unwrap_or_default(),
+                reason: pool_core::redact::redact_url(&e.to_string()),
+            })?;
+        Ok(RedisManager {
+            inner,
+            info,
+            target,
+        })
+    }
+
+    /// The parsed connection info (holds the password: do not print it).
+    pub fn connection_info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+}
+
+/// Parses the URL in `settings` and applies the TCP settings.
+pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, SettingsError> {
+    let url = settings.require_url()?;
+    let invalid = |reason: String| SettingsError::InvalidUrl {
+        variable: settings.url_var.clone(),
+        url: url.redacted(),
+        reason: pool_core::redact::redact_url(&reason),
+    };
+    let raw = url.expose();
+    if !(raw.starts_with("redis://")
+        || raw.starts_with("rediss://")
+        || raw.starts_with("redis+unix://")
+        || raw.starts_with("unix://"))
+    {
+        return Err(invalid(
+            "expected redis://[USER][:PASSWORD@]HOST[:PORT][/DB]".into(),
+        ));
+    }
+    let info = raw.into_connection_info().map_err(|e| {
+        invalid(format!(
+            "{} ({})",
+            e.category(),
+            e.detail().unwrap_or("does not parse")
+        ))
+    })?;
+    let mut tcp = TcpSettings::default().set_nodelay(true);
+    if let Some(idle) = settings.tcp_keepalive {
+        tcp = tcp.set_keepalive(
+            TcpKeepalive::new()
+                .with_time(idle)
+                .with_interval((idle / 3).max(std::time::Duration::from_secs(1)))
+                .with_retries(3),
+        );
+    }
+    if let Some(t) = settings.tcp_user_timeout {
+        tcp = tcp.set_user_timeout(t);
+    }
+    Ok(info.set_tcp_settings(tcp))
+}
+
+/// `redis://[user@]host:port/db`, never with the password.
+pub fn describe(info: &ConnectionInfo) -> String {
+    let r = info.redis_settings();
+    let user = r.username().map(|u| format!("{u}@")).unwrap_or_default();
+    let addr = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => format!("redis://{user}{host}:{port}"),
+        ConnectionAddr::TcpTls { host, port, .. } => format!("rediss://{user}{host}:{port}"),
+        ConnectionAddr::Unix(path) => format!("redis+unix://{}", path.display()),
+        _ => "redis://?".to_string(),
+    };
+    format!("{addr}/{}", r.db())
+}
+
+impl Manager for RedisManager {
+    type Connection = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.inner.connect().await
+    }
+
+    async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        self.inner.is_valid(conn).await
+    }
+
+    fn is_closed(&self, _conn: &MultiplexedConnection) -> bool {
+        // redis-rs does not expose whether a multiplexed connection's
+        // driver has stopped; dead connections are caught by the ping
+        // outside the bypass window and by `Pooled::observe`.
+        false
+    }
+
+    fn classify(&self, error: &RedisError) -> ErrorClass {
+        crate::classify(error)
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pool_core::settings::SettingsSource;
+
+    fn settings(url: &str) -> PoolSettings {
+        SettingsSource::new("REDIS_", "REDIS_URL")
+            .vars([("REDIS_URL", url)])
+            .load()
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_urls_name_the_variable_and_hide_the_password() {
+        for url in [
+            "redis://:hunter2@cache:notaport/0",
+            "http://:hunter2@cache/0",
+            "redis://:hunter2@cache/notadb",
+        ] {
+            let err = RedisManager::new(&settings(url))
+                .expect_err(url)
+                .to_string();
+            assert!(err.contains("REDIS_URL"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn target_hides_the_password() {
+        let m = RedisManager::new(&settings("redis://bob:hunter2@cache:6380/2")).unwrap();
+        assert_eq!(m.target(), "redis://bob@cache:6380/2");
+        assert!(!format!("{m:?}").contains("hunter2"));
+        let m = RedisManager::new(&settings("redis://:hunter2@cache")).unwrap();
+        assert_eq!(m.target(), "redis://cache:6379/0");
+    }
+}

@@ -1,0 +1,106 @@
+//! The Redis startup wait: DNS, TCP, then `AUTH` (when the URL has
+//! credentials) and `PING`.
+
+use crate::manager::{connection_info, describe};
+use bb8_redis::redis::{
+    self, aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, RedisError,
+};
+use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
+use pool_core::{ErrorClass, PoolSettings, SettingsError};
+
+/// Checks that a Redis server authenticates and answers `PING`.
+#[derive(Clone)]
+pub struct RedisProbe {
+    info: ConnectionInfo,
+    target: String,
+}
+
+impl std::fmt::Debug for RedisProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisProbe")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl RedisProbe {
+    /// A probe for the URL in `settings`.
+    pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
+        Ok(Self::from_info(connection_info(settings)?))
+    }
+
+    /// A probe for parsed connection info.
+    pub fn from_info(info: ConnectionInfo) -> Self {
+        let target = describe(&info);
+        RedisProbe { info, target }
+    }
+
+    /// Waits until the server is ready (see [`pool_core::startup`]).
+    pub async fn wait(&self, opts: &WaitOptions) -> Result<Ready, WaitError> {
+        startup::wait_ready(self, opts).await
+    }
+
+    /// Connects (authenticating) and sends `PING`; returns the connection
+    /// for further checks.
+    pub async fn connect(&self) -> Result<MultiplexedConnection, Failure> {
+        let client = redis::Client::open(self.info.clone()).map_err(|e| failure(&e))?;
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .map_err(|e| failure(&e))?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| failure(&e))?;
+        if pong != "PONG" {
+            return Err(Failure::new(
+                Stage::Query,
+                ErrorClass::Unavailable,
+                format!("PING answered {pong:?} instead of PONG"),
+            ));
+        }
+        Ok(conn)
+    }
+}
+
+impl Probe for RedisProbe {
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                vec![Endpoint {
+                    host: host.clone(),
+                    port: *port,
+                }]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn check(&self) -> Result<(), Failure> {
+        self.connect().await.map(|_| ())
+    }
+}
+
+/// Turns a Redis error into a diagnosis.
+pub fn failure(e: &RedisError) -> Failure {
+    let class = crate::classify(e);
+    let message = e.to_string();
+    match e.code() {
+        Some("WRONGPASS") => Failure::new(Stage::Auth, class, message)
+            .with_hint("wrong user or password in the URL; waiting will not fix this"),
+        Some("NOAUTH") => Failure::new(Stage::Auth, class, message)
+            .with_hint("the server requires a password: put it in the URL (redis://:PASSWORD@host:6379/0)"),
+        Some("LOADING") => Failure::new(Stage::Protocol, class, message)
+            .with_hint("the server is loading its dataset into memory; it answers once loaded"),
+        Some("MASTERDOWN") => Failure::new(Stage::Protocol, class, message).with_hint(
+            "this is a replica whose link to its master is down (replica-serve-stale-data no); it answers once the master is back",
+        ),
+        _ if class == ErrorClass::Fatal => Failure::new(Stage::Auth, class, message),
+        _ if class == ErrorClass::Query => Failure::new(Stage::Query, class, message),
+        _ => Failure::new(Stage::Protocol, class, message),
+    }
+}
