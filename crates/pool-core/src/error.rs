@@ -61,6 +61,25 @@ impl fmt::Display for Cause {
     }
 }
 
+/// An error's message with its whole `source()` chain (`a: b: c`), redacted.
+///
+/// Many drivers keep the useful part in the source (`tokio_postgres`
+/// displays `db error` and puts the server's message behind it), so every
+/// message the pool shows goes through here.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !msg.contains(&part) {
+            msg.push_str(": ");
+            msg.push_str(&part);
+        }
+        source = s.source();
+    }
+    crate::redact::redact_url(&msg)
+}
+
 /// A checkout failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -76,12 +95,14 @@ pub enum PoolError {
     },
     /// The server answered with an error that waiting will not fix (wrong
     /// password, unknown database): the checkout stopped at once.
-    #[error("pool '{pool}': cannot connect to {target}: {source}")]
+    #[error("pool '{pool}': cannot connect to {target}: {message}")]
     Fatal {
         /// The pool's name.
         pool: String,
         /// The server, redacted.
         target: String,
+        /// The error with its causes, redacted.
+        message: String,
         /// The backend's error (its message carries no password).
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,

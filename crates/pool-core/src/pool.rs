@@ -27,7 +27,7 @@
 //! The slot is released last, so the next waiter finds the connection.
 
 use crate::classify::ErrorClass;
-use crate::error::{Cause, PoolError};
+use crate::error::{chain, Cause, PoolError};
 use crate::redact::redact_url;
 use crate::settings::PoolSettings;
 use crate::status::{CloseReason, PoolStatus, Stats};
@@ -242,6 +242,7 @@ impl<M: Manager> Pool<M> {
                     return Err(PoolError::Fatal {
                         pool: inner.settings.name.clone(),
                         target: inner.target.clone(),
+                        message: chain(failure.error.as_ref()),
                         source: failure.error,
                     });
                 }
@@ -412,7 +413,7 @@ impl<M: Manager> Inner<M> {
             }
             Ok(Err(e)) => Cause {
                 class: self.manager.classify(&e),
-                message: format!("validation failed: {}", redact_url(&e.to_string())),
+                message: format!("validation failed: {}", chain(&e)),
             },
             Err(_) => Cause {
                 class: ErrorClass::Timeout,
@@ -462,7 +463,7 @@ impl<M: Manager> Inner<M> {
             message: format!(
                 "connect to {} failed: {}",
                 self.target,
-                redact_url(&failure.error.to_string())
+                chain(failure.error.as_ref())
             ),
         };
         tracing::debug!(pool = %self.settings.name, cause = %cause, "connect attempt failed");
@@ -631,7 +632,7 @@ impl<M: Manager> Pooled<M> {
                 self.pool.note_disconnect();
                 self.pool.record(Cause {
                     class,
-                    message: redact_url(&e.to_string()),
+                    message: chain(e),
                 });
             }
         }

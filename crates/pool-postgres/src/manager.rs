@@ -68,7 +68,7 @@ pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
             reason: "no host given".into(),
         });
     }
-    if config.get_user().is_none() {
+    if config.get_user().is_none_or(str::is_empty) {
         return Err(SettingsError::InvalidUrl {
             variable: settings.url_var.clone(),
             url: url.redacted(),

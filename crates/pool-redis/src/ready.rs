@@ -88,7 +88,12 @@ impl Probe for RedisProbe {
 /// Turns a Redis error into a diagnosis.
 pub fn failure(e: &RedisError) -> Failure {
     let class = crate::classify(e);
-    let message = e.to_string();
+    // Server errors as redis-cli shows them (`MASTERDOWN Link with MASTER
+    // is down ...`), so the code a person greps for is in the message.
+    let message = match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        _ => e.to_string(),
+    };
     match e.code() {
         Some("WRONGPASS") => Failure::new(Stage::Auth, class, message)
             .with_hint("wrong user or password in the URL; waiting will not fix this"),
@@ -99,6 +104,14 @@ pub fn failure(e: &RedisError) -> Failure {
         Some("MASTERDOWN") => Failure::new(Stage::Protocol, class, message).with_hint(
             "this is a replica whose link to its master is down (replica-serve-stale-data no); it answers once the master is back",
         ),
+        // redis-rs reports a rejected AUTH (`-WRONGPASS`, or `-ERR invalid
+        // password` before Redis 6) as this kind, without the server's code.
+        _ if e.kind() == redis::ErrorKind::AuthenticationFailed => Failure::new(
+            Stage::Auth,
+            class,
+            format!("{message} (the server rejected AUTH: WRONGPASS)"),
+        )
+        .with_hint("wrong user or password in the URL, or the ACL user is disabled; waiting will not fix this"),
         _ if class == ErrorClass::Fatal => Failure::new(Stage::Auth, class, message),
         _ if class == ErrorClass::Query => Failure::new(Stage::Query, class, message),
         _ => Failure::new(Stage::Protocol, class, message),
