@@ -1,0 +1,630 @@
+//! A private PostgreSQL server for one test.
+
+use std::fs::OpenOptions;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use crate::bins::{pg_bins, PgBins};
+use crate::error::{KitError, Result};
+use crate::pgdata::{self, AuthMode, RunAs};
+use crate::pgwire::{self, LoginProbe};
+use crate::ports::{lease_free_port, PortLease};
+use crate::process::{log_tail, run_bounded, ServerProcess};
+use crate::workdir::{self, OwnerRecord};
+use crate::{percent_encode, HOST};
+
+/// How long a start may take before it is an error.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a shutdown may take before it is an error.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long SIGKILL may take to clear the group.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often readiness is polled.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// How many ports the first start tries before giving up.
+const PORT_ATTEMPTS: usize = 5;
+/// How long `psql` helper calls may take.
+const PSQL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Lines of log shown in errors.
+const LOG_TAIL_LINES: usize = 30;
+
+/// How a [`PgServer`] is set up.
+#[derive(Clone)]
+pub struct PgOptions {
+    /// Password of the `postgres` superuser. `None` means trust
+    /// authentication; `Some` means SCRAM-SHA-256 for every TCP login (the
+    /// server's private Unix socket stays trusted for the kit's own probes).
+    pub password: Option<String>,
+    /// `max_connections` (default 100). Reserved superuser slots are set to
+    /// 0, so this is exactly how many sessions fit.
+    pub max_connections: u32,
+    /// Start as a standby with `hot_standby = off` and no primary: the
+    /// server listens, but answers every login with SQLSTATE 57P03
+    /// `the database system is not accepting connections` (detail
+    /// `Hot standby mode is disabled.`).
+    pub standby_57p03: bool,
+    /// Extra `postgresql.conf` settings, written after the kit's own (so
+    /// they win). Values are quoted for you.
+    pub extra_conf: Vec<(String, String)>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            password: None,
+            max_connections: 100,
+            standby_57p03: false,
+            extra_conf: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("max_connections", &self.max_connections)
+            .field("standby_57p03", &self.standby_57p03)
+            .field("extra_conf", &self.extra_conf)
+            .finish()
+    }
+}
+
+/// A private PostgreSQL server on a free loopback port, in its own
+/// directory under `temp_dir()/pool-testkit/`, run from the installed
+/// binaries as the `postgres` user (when we are root).
+///
+/// [`freeze`](Self::freeze) and [`kill9`](Self::kill9) reach the postmaster
+/// and every backend (backends call `setsid()`, so they are found by their
+/// working directory, which lies in the server's directory; the postmaster
+/// is stopped first so that it cannot fork while we look). Dropping the
+/// value SIGKILLs all of them, waits until they are gone and removes the
+/// directory.
+pub struct PgServer {
+    opts: PgOptions,
+    bins: PgBins,
+    run_as: Option<RunAs>,
+    dir: PathBuf,
+    data_dir: PathBuf,
+    log_path: PathBuf,
+    lease: Option<PortLease>,
+    child: Option<ServerProcess>,
+}
+
+impl std::fmt::Debug for PgServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgServer")
+            .field("addr", &format_args!("{HOST}:{}", self.port()))
+            .field("pid", &self.pid())
+            .field("dir", &self.dir)
+            .field("options", &self.opts)
+            .finish()
+    }
+}
+
+/// Why a start attempt failed.
+enum StartFailure {
+    /// The port was taken by someone else: try another one.
+    PortTaken(String),
+    /// Anything else.
+    Fatal(KitError),
+}
+
+impl PgServer {
+    /// Starts a server with default options (trust authentication).
+    pub fn start() -> Result<PgServer> {
+        Self::start_with(PgOptions::default())
+    }
+
+    /// Starts a server with `opts` and waits until it accepts connections
+    /// (or, for [`PgOptions::standby_57p03`], until it answers logins with
+    /// 57P03).
+    pub fn start_with(opts: PgOptions) -> Result<PgServer> {
+        workdir::sweep_stale();
+        let bins = pg_bins()?;
+        let run_as = RunAs::for_postgres()?;
+        let auth = if opts.password.is_some() {
+            AuthMode::Scram
+        } else {
+            AuthMode::Trust
+        };
+        let template = pgdata::template(&bins, auth, run_as)?;
+        let dir = workdir::new_server_dir("pg")?;
+        let mut server = PgServer {
+            opts,
+            bins,
+            run_as,
+            data_dir: dir.join("data"),
+            log_path: dir.join("postgres.log"),
+            dir,
+            lease: None,
+            child: None,
+        };
+        // From here on, Drop cleans up whatever failed.
+        server.prepare(&template)?;
+        let mut last_log = String::new();
+        for _ in 0..PORT_ATTEMPTS {
+            server.lease = Some(
+                lease_free_port().map_err(KitError::io(&server.label(), "finding a free port"))?,
+            );
+            match server.spawn_and_wait() {
+                Ok(()) => return Ok(server),
+                Err(StartFailure::PortTaken(log)) => last_log = log,
+                Err(StartFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(KitError::PortUnavailable {
+            server: server.label(),
+            attempts: PORT_ATTEMPTS,
+            log_tail: last_log,
+        })
+    }
+
+    fn prepare(&mut self, template: &Path) -> Result<()> {
+        let who = self.label();
+        if let Some(r) = self.run_as {
+            r.chown(&self.dir)
+                .map_err(KitError::io(&who, "chown the server directory"))?;
+        }
+        pgdata::copy_template(template, &self.data_dir, &who)?;
+        let conf = pgdata::settings(
+            &self.dir,
+            self.opts.max_connections,
+            self.opts.standby_57p03,
+            &self.opts.extra_conf,
+        );
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(self.data_dir.join("postgresql.conf"))
+            .map_err(KitError::io(&who, "opening postgresql.conf"))?;
+        std::io::Write::write_all(&mut f, conf.as_bytes())
+            .map_err(KitError::io(&who, "writing postgresql.conf"))?;
+        if let Some(pw) = &self.opts.password {
+            pgdata::set_password(&self.bins, &self.data_dir, &self.dir, self.run_as, pw, &who)?;
+        }
+        if self.opts.standby_57p03 {
+            let signal = self.data_dir.join("standby.signal");
+            std::fs::write(&signal, b"").map_err(KitError::io(&who, "writing standby.signal"))?;
+            if let Some(r) = self.run_as {
+                r.chown(&signal)
+                    .map_err(KitError::io(&who, "chown standby.signal"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A name for messages: address and directory.
+    fn label(&self) -> String {
+        format!("postgres {HOST}:{} ({})", self.port(), self.dir.display())
+    }
+
+    /// Spawns the postmaster on the leased port and waits for readiness.
+    fn spawn_and_wait(&mut self) -> std::result::Result<(), StartFailure> {
+        let who = self.label();
+        let fatal = StartFailure::Fatal;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let log2 = log
+            .try_clone()
+            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
+        let mut cmd = Command::new(&self.bins.postgres);
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-p")
+            .arg(self.port().to_string())
+            .current_dir(&self.dir)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        if let Some(r) = self.run_as {
+            r.apply(&mut cmd);
+        }
+        let child = ServerProcess::spawn(&mut cmd, &self.dir).map_err(|e| {
+            fatal(KitError::io(
+                &who,
+                format!("spawning {}", self.bins.postgres.display()),
+            )(e))
+        })?;
+        let pgid = child.pid();
+        self.child = Some(child);
+        workdir::write_record(&self.dir, &OwnerRecord::ours("pg", pgid))
+            .map_err(|e| fatal(KitError::io(&who, "writing the owner record")(e)))?;
+        match self.wait_ready(log_start) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Leave nothing running from a failed attempt.
+                if let Some(mut c) = self.child.take() {
+                    c.kill_all(KILL_TIMEOUT);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn wait_ready(&mut self, log_start: u64) -> std::result::Result<(), StartFailure> {
+        let started = Instant::now();
+        let socket = self.dir.join(format!(".s.PGSQL.{}", self.port()));
+        let standby = self.opts.standby_57p03;
+        loop {
+            let exited = self.child.as_mut().and_then(ServerProcess::try_exit);
+            if let Some(status) = exited {
+                let new_log = log_since(&self.log_path, log_start);
+                if new_log.contains("Address already in use")
+                    || new_log.contains("could not create any TCP/IP sockets")
+                {
+                    return Err(StartFailure::PortTaken(new_log));
+                }
+                return Err(StartFailure::Fatal(KitError::ServerExited {
+                    server: self.label(),
+                    step: "startup".into(),
+                    status: status.to_string(),
+                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+                }));
+            }
+            if let Ok(answer) = probe_unix(&socket) {
+                let ready = match &answer {
+                    LoginProbe::Ready | LoginProbe::AuthRequested => true,
+                    LoginProbe::Rejected(e) if e.code == "57P03" => {
+                        // "starting up" until recovery begins; a standby
+                        // without hot standby then says "not accepting".
+                        standby && e.message.contains("not accepting connections")
+                    }
+                    LoginProbe::Rejected(_) => true,
+                };
+                if ready {
+                    return Ok(());
+                }
+            }
+            if started.elapsed() > START_TIMEOUT {
+                return Err(StartFailure::Fatal(KitError::Timeout {
+                    server: self.label(),
+                    step: "waiting for the server to accept connections".into(),
+                    waited: START_TIMEOUT,
+                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+                }));
+            }
+            std::thread::sleep(READY_POLL);
+        }
+    }
+
+    /// Always `"127.0.0.1"`: servers listen on loopback only.
+    pub fn host(&self) -> &str {
+        HOST
+    }
+
+    /// The TCP port; it stays the same across restarts.
+    pub fn port(&self) -> u16 {
+        self.lease.as_ref().map(PortLease::port).unwrap_or(0)
+    }
+
+    /// `postgres://postgres[:password]@127.0.0.1:PORT/postgres`.
+    pub fn url(&self) -> String {
+        match &self.opts.password {
+            Some(pw) => self.url_with_password(pw),
+            None => format!("postgres://postgres@{HOST}:{}/postgres", self.port()),
+        }
+    }
+
+    /// The URL with another password, e.g. a wrong one for auth tests.
+    pub fn url_with_password(&self, pw: &str) -> String {
+        format!(
+            "postgres://postgres:{}@{HOST}:{}/postgres",
+            percent_encode(pw),
+            self.port()
+        )
+    }
+
+    /// The options the server was started with.
+    pub fn options(&self) -> &PgOptions {
+        &self.opts
+    }
+
+    /// The server's own directory (data dir, socket, log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The server log (stdout and stderr of every run, appended).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The last `lines` lines of the server log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_path, lines)
+    }
+
+    /// The directory of the server's Unix socket (trusted even in password
+    /// mode).
+    pub fn socket_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the postmaster is running (a frozen one counts as running).
+    pub fn is_running(&self) -> bool {
+        self.child.as_ref().is_some_and(ServerProcess::is_alive)
+    }
+
+    /// The postmaster's pid, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child
+            .as_ref()
+            .filter(|c| c.is_alive())
+            .map(ServerProcess::pid)
+    }
+
+    fn running_child(&mut self, step: &str) -> Result<&mut ServerProcess> {
+        let label = self.label();
+        match self.child.as_mut() {
+            Some(c) if c.exit_status().is_none() => Ok(c),
+            _ => Err(KitError::WrongState {
+                server: label,
+                step: step.into(),
+                state: "not running",
+            }),
+        }
+    }
+
+    /// Sends `sig` to the postmaster and waits until every process of the
+    /// server is gone.
+    fn shutdown(&mut self, sig: Signal, step: &str) -> Result<()> {
+        let label = self.label();
+        let child = self.running_child(step)?;
+        child
+            .signal_leader(sig)
+            .map_err(KitError::signal(&label, step, sig))?;
+        // A frozen server must run to act on the signal.
+        child.signal_all(Signal::SIGCONT).map_err(KitError::signal(
+            &label,
+            step,
+            Signal::SIGCONT,
+        ))?;
+        if child.wait_exit(STOP_TIMEOUT).is_none() {
+            return Err(KitError::Timeout {
+                server: label,
+                step: format!("{step}: waiting for the postmaster to exit"),
+                waited: STOP_TIMEOUT,
+                log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+            });
+        }
+        let gone = child.wait_all_gone(KILL_TIMEOUT) || child.kill_all(KILL_TIMEOUT);
+        if !gone {
+            return Err(KitError::Timeout {
+                server: label,
+                step: format!("{step}: waiting for the backends to exit"),
+                waited: KILL_TIMEOUT,
+                log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+            });
+        }
+        self.child = None;
+        Ok(())
+    }
+
+    /// Fast shutdown (SIGINT): sessions are cut, a checkpoint is written.
+    pub fn stop_fast(&mut self) -> Result<()> {
+        self.shutdown(Signal::SIGINT, "stop_fast")
+    }
+
+    /// Immediate shutdown (SIGQUIT): no checkpoint; the next start runs
+    /// crash recovery.
+    pub fn stop_immediate(&mut self) -> Result<()> {
+        self.shutdown(Signal::SIGQUIT, "stop_immediate")
+    }
+
+    /// SIGKILLs the postmaster and every backend at once (the whole process
+    /// group), like a machine losing power, and waits until all are gone.
+    pub fn kill9(&mut self) -> Result<()> {
+        let label = self.label();
+        let child = self.running_child("kill9")?;
+        if !child.kill_all(KILL_TIMEOUT) {
+            return Err(KitError::Timeout {
+                server: label,
+                step: "kill9: waiting for the processes to die".into(),
+                waited: KILL_TIMEOUT,
+                log_tail: String::new(),
+            });
+        }
+        self.child = None;
+        Ok(())
+    }
+
+    /// Starts the server again on the same data directory and port, and
+    /// waits until it accepts connections.
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.is_running() {
+            return Err(KitError::WrongState {
+                server: self.label(),
+                step: "start_again".into(),
+                state: "running",
+            });
+        }
+        // Reap a postmaster that died on its own, so nothing is left over.
+        if let Some(mut c) = self.child.take() {
+            c.kill_all(KILL_TIMEOUT);
+        }
+        match self.spawn_and_wait() {
+            Ok(()) => Ok(()),
+            Err(StartFailure::Fatal(e)) => Err(e),
+            Err(StartFailure::PortTaken(log)) => Err(KitError::PortUnavailable {
+                server: self.label(),
+                attempts: 1,
+                log_tail: log,
+            }),
+        }
+    }
+
+    /// [`stop_fast`](Self::stop_fast) then [`start_again`](Self::start_again).
+    pub fn restart_fast(&mut self) -> Result<()> {
+        self.stop_fast()?;
+        self.start_again()
+    }
+
+    /// [`stop_immediate`](Self::stop_immediate) then
+    /// [`start_again`](Self::start_again).
+    pub fn restart_immediate(&mut self) -> Result<()> {
+        self.stop_immediate()?;
+        self.start_again()
+    }
+
+    fn signal_all(&self, sig: Signal, step: &str) -> Result<()> {
+        match self.child.as_ref() {
+            Some(c) if c.exit_status().is_none() => {
+                c.signal_all(sig)
+                    .map_err(KitError::signal(&self.label(), step, sig))
+            }
+            _ => Err(KitError::WrongState {
+                server: self.label(),
+                step: step.into(),
+                state: "not running",
+            }),
+        }
+    }
+
+    /// SIGSTOPs the postmaster and every backend: the port still accepts
+    /// TCP connections (the kernel queues them) but nothing answers, like a
+    /// hung server or a network black hole.
+    pub fn freeze(&self) -> Result<()> {
+        self.signal_all(Signal::SIGSTOP, "freeze")
+    }
+
+    /// SIGCONTs every process frozen by [`freeze`](Self::freeze).
+    pub fn thaw(&self) -> Result<()> {
+        self.signal_all(Signal::SIGCONT, "thaw")
+    }
+
+    /// A `psql` command preset for this server: `-h 127.0.0.1 -p PORT -U
+    /// postgres -d postgres -X -A -t -q -w -v ON_ERROR_STOP=1`, with
+    /// `PGPASSWORD` set to `password` (or unset for `None`), a 5 s connect
+    /// timeout, no `.pgpass` file, and stdin from /dev/null. Add `-c SQL` and run
+    /// it. Useful for tests that need a session of their own.
+    pub fn psql_command(&self, password: Option<&str>) -> Command {
+        let mut cmd = Command::new(&self.bins.psql);
+        cmd.args(["-h", HOST, "-p"])
+            .arg(self.port().to_string())
+            .args([
+                "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-q", "-w",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1"])
+            .env("PGCONNECT_TIMEOUT", "5")
+            .env("PGSSLMODE", "disable")
+            .env("PGPASSFILE", self.dir.join("no-such-pgpass"))
+            .env("PGAPPNAME", "pool-testkit-psql")
+            .env("LC_ALL", "C")
+            .env_remove("PGOPTIONS")
+            .env_remove("PGSERVICE")
+            .stdin(Stdio::null());
+        match password {
+            Some(pw) => cmd.env("PGPASSWORD", pw),
+            None => cmd.env_remove("PGPASSWORD"),
+        };
+        cmd
+    }
+
+    /// Runs `sql` with `psql` (with the server's password) and returns what
+    /// it printed, trimmed (unaligned, tuples only: one row per line, `|`
+    /// between columns).
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        let mut cmd = self.psql_command(self.opts.password.as_deref());
+        cmd.arg("-c").arg(sql);
+        let out = run_bounded(&mut cmd, None, PSQL_TIMEOUT).map_err(KitError::io(
+            &self.label(),
+            format!("running {}", self.bins.psql.display()),
+        ))?;
+        if !out.success() {
+            return Err(KitError::CommandFailed {
+                server: self.label(),
+                step: format!("psql -c {sql:?}"),
+                status: out.status_text(),
+                output: out.combined(),
+            });
+        }
+        Ok(out.stdout.trim().to_string())
+    }
+
+    fn psql_count(&self, sql: &str) -> Result<usize> {
+        let text = self.psql(sql)?;
+        text.parse().map_err(|_| KitError::Protocol {
+            server: self.label(),
+            step: format!("psql -c {sql:?}"),
+            detail: format!("expected a count, got {text:?}"),
+        })
+    }
+
+    /// Terminates every client backend except the one asking, waiting (up
+    /// to 5 s each) until they are gone; returns how many were terminated.
+    pub fn terminate_backends(&self) -> Result<usize> {
+        self.psql_count(
+            "select count(*) filter (where t) from (select pg_terminate_backend(pid, 5000) as t \
+             from pg_stat_activity where backend_type = 'client backend' \
+             and pid <> pg_backend_pid()) s",
+        )
+    }
+
+    /// How many client backends are connected, not counting the one asking.
+    pub fn client_sessions(&self) -> Result<usize> {
+        self.psql_count(
+            "select count(*) from pg_stat_activity where backend_type = 'client backend' \
+             and pid <> pg_backend_pid()",
+        )
+    }
+
+    /// Tries one login as `postgres` over TCP and reports what the server
+    /// said, without a password: [`LoginProbe::Ready`] (trust),
+    /// [`LoginProbe::AuthRequested`] (password mode) or
+    /// [`LoginProbe::Rejected`] with the SQLSTATE (e.g. 57P03 from a
+    /// standby). Times out after `timeout` (e.g. on a frozen server).
+    pub fn probe_login(&self, timeout: Duration) -> Result<LoginProbe> {
+        let label = self.label();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], self.port()));
+        let stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+            .map_err(KitError::io(&label, "probe: connecting"))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .and_then(|()| stream.set_write_timeout(Some(timeout)))
+            .map_err(KitError::io(&label, "probe: setting timeouts"))?;
+        pgwire::probe(stream).map_err(KitError::io(&label, "probe: login"))
+    }
+}
+
+fn probe_unix(socket: &Path) -> std::io::Result<LoginProbe> {
+    let stream = UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(2)))?;
+    pgwire::probe(stream)
+}
+
+fn log_since(path: &Path, offset: u64) -> String {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let start = (offset as usize).min(bytes.len());
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if !c.kill_all(KILL_TIMEOUT) {
+                tracing::error!(dir = %self.dir.display(), "pool-testkit: postgres processes survived SIGKILL");
+            }
+        }
+        crate::shm::remove_postgres_segment(&self.data_dir);
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "pool-testkit: could not remove the server directory");
+            }
+        }
+    }
+}
