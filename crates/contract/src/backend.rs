@@ -1,7 +1,8 @@
 //! What a scenario needs from a backend: a private server, a pool, one
 //! round trip, and the server-side faults.
 
-use pool_core::{Manager, Pool, PoolSettings, Pooled};
+use pool_core::error::chain;
+use pool_core::{Manager, Pool, PoolSettings, Pooled, SettingsError};
 use pool_postgres::PgManager;
 use pool_redis::redis;
 use pool_redis::RedisManager;
@@ -28,8 +29,12 @@ pub trait Backend: Send + Sync + 'static {
     fn url(server: &Self::Server) -> String;
     /// The server's URL with another password.
     fn url_with_password(server: &Self::Server, password: &str) -> String;
-    /// Builds a pool.
-    fn build(settings: PoolSettings) -> Pool<Self::M>;
+    /// Builds a pool, or says which setting is wrong.
+    fn try_build(settings: PoolSettings) -> Result<Pool<Self::M>, SettingsError>;
+    /// Builds a pool from settings known to be valid.
+    fn build(settings: PoolSettings) -> Pool<Self::M> {
+        Self::try_build(settings).unwrap_or_else(|e| panic!("invalid test settings: {e}"))
+    }
 
     /// One round trip (`SELECT 1` / `PING`), its error observed.
     fn round_trip(conn: &mut Pooled<Self::M>) -> impl Future<Output = Result<(), String>> + Send;
@@ -99,13 +104,13 @@ impl Backend for Postgres {
         server.url_with_password(password)
     }
 
-    fn build(settings: PoolSettings) -> Pool<PgManager> {
-        pool_postgres::build_pool(settings).expect("valid settings")
+    fn try_build(settings: PoolSettings) -> Result<Pool<PgManager>, SettingsError> {
+        pool_postgres::build_pool(settings)
     }
 
     async fn round_trip(conn: &mut Pooled<PgManager>) -> Result<(), String> {
         let r = conn.simple_query("SELECT 1").await;
-        conn.observe(r).map(|_| ()).map_err(|e| e.to_string())
+        conn.observe(r).map(|_| ()).map_err(|e| chain(&e))
     }
 
     async fn session_id(conn: &mut Pooled<PgManager>) -> i64 {
@@ -118,14 +123,14 @@ impl Backend for Postgres {
 
     async fn statement_error(conn: &mut Pooled<PgManager>) -> Result<(), String> {
         let r = conn.simple_query("SELEC 1").await;
-        conn.observe(r).map(|_| ()).map_err(|e| e.to_string())
+        conn.observe(r).map(|_| ()).map_err(|e| chain(&e))
     }
 
     async fn end_own_session(conn: &mut Pooled<PgManager>) -> Result<(), String> {
         let r = conn
             .simple_query("SELECT pg_terminate_backend(pg_backend_pid())")
             .await;
-        conn.observe(r).map(|_| ()).map_err(|e| e.to_string())
+        conn.observe(r).map(|_| ()).map_err(|e| chain(&e))
     }
 
     fn sessions(server: &PgServer) -> usize {
@@ -194,13 +199,13 @@ impl Backend for Redis {
         server.url_with_password(password)
     }
 
-    fn build(settings: PoolSettings) -> Pool<RedisManager> {
-        pool_redis::build_pool(settings).expect("valid settings")
+    fn try_build(settings: PoolSettings) -> Result<Pool<RedisManager>, SettingsError> {
+        pool_redis::build_pool(settings)
     }
 
     async fn round_trip(conn: &mut Pooled<RedisManager>) -> Result<(), String> {
         let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut **conn).await;
-        conn.observe(r).map(|_| ()).map_err(|e| e.to_string())
+        conn.observe(r).map(|_| ()).map_err(|e| chain(&e))
     }
 
     async fn session_id(conn: &mut Pooled<RedisManager>) -> i64 {
@@ -217,7 +222,7 @@ impl Backend for Redis {
             .arg("not-a-number")
             .query_async(&mut **conn)
             .await;
-        conn.observe(r).map(|_| ()).map_err(|e| e.to_string())
+        conn.observe(r).map(|_| ()).map_err(|e| chain(&e))
     }
 
     async fn end_own_session(conn: &mut Pooled<RedisManager>) -> Result<(), String> {
@@ -233,7 +238,7 @@ impl Backend for Redis {
         let killed = conn.observe(r);
         let r: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut **conn).await;
         let ping = conn.observe(r);
-        killed.and(ping).map(|_| ()).map_err(|e| e.to_string())
+        killed.and(ping).map(|_| ()).map_err(|e| chain(&e))
     }
 
     fn sessions(server: &RedisServer) -> usize {
