@@ -214,16 +214,18 @@ pub const DNS_HINT: &str = "the name does not resolve. In docker-compose or Kube
 the service name is misspelled, the service is not on the same network as this container, \
 or its container has not started yet (Docker's resolver at 127.0.0.11 only knows running containers)";
 
-/// One DNS + TCP + protocol attempt.
+/// One DNS + TCP + protocol attempt; `limit` bounds the whole attempt (the
+/// stages share it), so an attempt never runs past the wait's deadline.
 pub async fn attempt<P: Probe>(
     probe: &P,
     resolver: &dyn Resolve,
     limit: Duration,
 ) -> Result<(), Failure> {
+    let deadline = Instant::now() + limit;
     for ep in probe.endpoints() {
-        check_endpoint(&ep, resolver, limit).await?;
+        check_endpoint(&ep, resolver, left(deadline)).await?;
     }
-    match tokio::time::timeout(limit, probe.check()).await {
+    match tokio::time::timeout(left(deadline), probe.check()).await {
         Ok(result) => result,
         Err(_) => Err(Failure::new(
             Stage::Protocol,
@@ -236,16 +238,22 @@ pub async fn attempt<P: Probe>(
     }
 }
 
+/// Time left before `deadline`.
+fn left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
 /// Resolves and connects to one endpoint.
 pub async fn check_endpoint(
     ep: &Endpoint,
     resolver: &dyn Resolve,
     limit: Duration,
 ) -> Result<Vec<SocketAddr>, Failure> {
+    let deadline = Instant::now() + limit;
     let addrs = resolve(ep, resolver, limit).await?;
     let mut last = None;
     for addr in &addrs {
-        match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
+        match tokio::time::timeout(left(deadline), tokio::net::TcpStream::connect(addr)).await {
             Ok(Ok(_)) => return Ok(addrs),
             Ok(Err(e)) => last = Some(tcp_failure(ep, *addr, &e)),
             Err(_) => {

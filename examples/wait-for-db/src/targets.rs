@@ -1,0 +1,321 @@
+//! Turning a URL into a readiness probe.
+//!
+//! `postgres://` and `postgresql://` become a [`PgProbe`] (authenticated
+//! `SELECT 1`), `redis://`, `rediss://` and `redis+unix://` a [`RedisProbe`]
+//! (`AUTH` + `PING`), and `tcp://HOST:PORT` (or a bare `HOST:PORT`) a
+//! [`TcpProbe`] (DNS + connect). Parsing errors never show a password.
+
+use pool_core::redact::{redact_url, SecretUrl};
+use pool_core::startup::{Endpoint, Failure, Probe, Ready, WaitError, WaitOptions};
+use pool_core::{PoolSettings, SettingsError};
+use pool_postgres::PgProbe;
+use pool_redis::RedisProbe;
+use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
+/// Where a target came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The n-th positional argument (1-based).
+    Arg(usize),
+    /// An environment variable.
+    Env(&'static str),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Arg(n) => write!(f, "TARGET #{n}"),
+            Source::Env(var) => write!(f, "${var}"),
+        }
+    }
+}
+
+/// A URL that cannot become a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetError {
+    /// Where it came from.
+    pub source: Source,
+    /// The URL, redacted.
+    pub url: String,
+    /// Why it is rejected.
+    pub reason: String,
+}
+
+impl fmt::Display for TargetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {} '{}': {}", self.source, self.url, self.reason)
+    }
+}
+
+impl std::error::Error for TargetError {}
+
+/// The kind of service behind a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// PostgreSQL.
+    Postgres,
+    /// Redis.
+    Redis,
+    /// A plain TCP port.
+    Tcp,
+}
+
+/// A service to wait for.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// PostgreSQL: authenticated `SELECT 1`.
+    Postgres(PgProbe),
+    /// Redis: `AUTH` + `PING`.
+    Redis(RedisProbe),
+    /// DNS + TCP connect only.
+    Tcp(TcpProbe),
+}
+
+impl Target {
+    /// Parses `url`; `attempt_timeout` bounds the driver's own connect.
+    pub fn parse(
+        url: &str,
+        source: Source,
+        attempt_timeout: Duration,
+    ) -> Result<Self, TargetError> {
+        let invalid = |reason: String| TargetError {
+            source: source.clone(),
+            url: redact_url(url),
+            reason: redact_url(&reason),
+        };
+        let trimmed = url.trim();
+        let scheme = match trimmed.find("://") {
+            Some(i) => trimmed[..i].to_ascii_lowercase(),
+            None if trimmed.is_empty() => return Err(invalid("empty URL".into())),
+            // `HOST:PORT`, as wait-for-it takes it.
+            None => {
+                return TcpProbe::parse(&format!("tcp://{trimmed}"))
+                    .map(Target::Tcp)
+                    .map_err(invalid)
+            }
+        };
+        match scheme.as_str() {
+            "postgres" | "postgresql" => PgProbe::new(&settings(trimmed, &source, attempt_timeout))
+                .map(Target::Postgres)
+                .map_err(|e| invalid(settings_reason(e))),
+            "redis" | "rediss" | "redis+unix" => {
+                RedisProbe::new(&settings(trimmed, &source, attempt_timeout))
+                    .map(Target::Redis)
+                    .map_err(|e| invalid(settings_reason(e)))
+            }
+            "tcp" => TcpProbe::parse(trimmed).map(Target::Tcp).map_err(invalid),
+            other => Err(invalid(format!(
+                "unsupported scheme '{other}': expected postgres://, postgresql://, redis://, rediss:// or tcp://HOST:PORT"
+            ))),
+        }
+    }
+
+    /// The kind of service.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Target::Postgres(_) => Kind::Postgres,
+            Target::Redis(_) => Kind::Redis,
+            Target::Tcp(_) => Kind::Tcp,
+        }
+    }
+
+    /// The target, redacted.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Postgres(p) => p.target(),
+            Target::Redis(p) => p.target(),
+            Target::Tcp(p) => p.target(),
+        }
+    }
+
+    /// The TCP endpoints checked before the protocol.
+    pub fn endpoints(&self) -> Vec<Endpoint> {
+        match self {
+            Target::Postgres(p) => p.endpoints(),
+            Target::Redis(p) => p.endpoints(),
+            Target::Tcp(p) => p.endpoints(),
+        }
+    }
+
+    /// Waits until the target is ready (see [`pool_core::startup`]).
+    pub async fn wait(&self, opts: &WaitOptions) -> Result<Ready, WaitError> {
+        match self {
+            Target::Postgres(p) => pool_core::startup::wait_ready(p, opts).await,
+            Target::Redis(p) => pool_core::startup::wait_ready(p, opts).await,
+            Target::Tcp(p) => pool_core::startup::wait_ready(p, opts).await,
+        }
+    }
+}
+
+/// Settings carrying only the URL and the connect timeout: the probes take
+/// their connection options from them.
+fn settings(url: &str, source: &Source, attempt_timeout: Duration) -> PoolSettings {
+    let mut s = PoolSettings::new("wait-for-db");
+    s.url = Some(SecretUrl::new(url));
+    s.url_var = source.to_string();
+    s.connect_timeout = attempt_timeout;
+    s
+}
+
+fn settings_reason(e: SettingsError) -> String {
+    match e {
+        SettingsError::InvalidUrl { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// Reads the targets: the arguments, or else `DATABASE_URL` and `REDIS_URL`.
+/// `lookup` reads a variable (the process environment in the binary).
+pub fn from_args_or_env(
+    args: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+    attempt_timeout: Duration,
+) -> Result<Vec<Target>, TargetError> {
+    if !args.is_empty() {
+        return args
+            .iter()
+            .enumerate()
+            .map(|(i, url)| Target::parse(url, Source::Arg(i + 1), attempt_timeout))
+            .collect();
+    }
+    let mut targets = Vec::new();
+    for var in [pool_postgres::URL_VAR, pool_redis::URL_VAR] {
+        if let Some(url) = lookup(var).filter(|u| !u.trim().is_empty()) {
+            targets.push(Target::parse(&url, Source::Env(var), attempt_timeout)?);
+        }
+    }
+    Ok(targets)
+}
+
+/// DNS + TCP connect to one `host:port`: for services without a protocol
+/// check (or whose protocol this tool does not speak).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpProbe {
+    endpoint: Endpoint,
+}
+
+impl TcpProbe {
+    /// Parses `tcp://HOST:PORT` (IPv6 literals in brackets).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{e}"))?;
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err("no host given (tcp://HOST:PORT)".into()),
+        };
+        let port = parsed
+            .port()
+            .ok_or_else(|| "no port given (tcp://HOST:PORT)".to_string())?;
+        if port == 0 {
+            return Err("port 0 is not a port to connect to".into());
+        }
+        if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() {
+            return Err("a tcp:// target is only HOST:PORT (no path or query)".into());
+        }
+        Ok(TcpProbe {
+            endpoint: Endpoint { host, port },
+        })
+    }
+}
+
+impl Probe for TcpProbe {
+    fn target(&self) -> String {
+        let host = &self.endpoint.host;
+        if host.contains(':') {
+            format!("tcp://[{host}]:{}", self.endpoint.port)
+        } else {
+            format!("tcp://{host}:{}", self.endpoint.port)
+        }
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        vec![self.endpoint.clone()]
+    }
+
+    async fn check(&self) -> Result<(), Failure> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn parse(url: &str) -> Result<Target, TargetError> {
+        Target::parse(url, Source::Arg(1), T)
+    }
+
+    #[test]
+    fn schemes_pick_the_probe() {
+        assert_eq!(
+            parse("postgres://u:pw@db:5433/app").unwrap().kind(),
+            Kind::Postgres
+        );
+        assert_eq!(
+            parse("postgresql://u@db/app").unwrap().kind(),
+            Kind::Postgres
+        );
+        assert_eq!(
+            parse("redis://:pw@cache:6380/1").unwrap().kind(),
+            Kind::Redis
+        );
+        assert_eq!(parse("tcp://mq:5672").unwrap().kind(), Kind::Tcp);
+        assert_eq!(parse("mq:5672").unwrap().kind(), Kind::Tcp);
+        assert_eq!(
+            parse("tcp://[::1]:80").unwrap().describe(),
+            "tcp://[::1]:80"
+        );
+    }
+
+    #[test]
+    fn targets_are_described_without_passwords() {
+        let t = parse("postgres://app:hunter2@db:5433/app").unwrap();
+        assert_eq!(t.describe(), "postgres://app@db:5433/app");
+        assert_eq!(
+            t.endpoints(),
+            [Endpoint {
+                host: "db".into(),
+                port: 5433
+            }]
+        );
+        let t = parse("redis://:hunter2@cache/0").unwrap();
+        assert!(!t.describe().contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_urls_are_rejected_without_the_password() {
+        for url in [
+            "http://u:hunter2@db/app",
+            "postgres://u:hunter2@db:notaport/app",
+            "redis://:hunter2@cache:notaport/0",
+            "tcp://db",
+            "tcp://db:5432/path",
+            "",
+        ] {
+            let err = parse(url).expect_err(url).to_string();
+            assert!(err.contains("TARGET #1"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_fallback_reads_both_variables() {
+        let env = |var: &str| match var {
+            "DATABASE_URL" => Some("postgres://u@db/app".to_string()),
+            "REDIS_URL" => Some("redis://cache".to_string()),
+            _ => None,
+        };
+        let targets = from_args_or_env(&[], env, T).unwrap();
+        let kinds: Vec<Kind> = targets.iter().map(Target::kind).collect();
+        assert_eq!(kinds, [Kind::Postgres, Kind::Redis]);
+        assert!(from_args_or_env(&[], |_| None, T).unwrap().is_empty());
+        let err = from_args_or_env(&[], |_| Some("nope://x".into()), T).unwrap_err();
+        assert!(err.to_string().contains("$DATABASE_URL"), "{err}");
+    }
+}
