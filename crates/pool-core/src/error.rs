@@ -84,8 +84,11 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
     /// `pool_timeout` passed before a usable connection was found.
-    #[error("{}", timeout_message(.waited, .status, .last_cause.as_ref()))]
+    #[error("{}", timeout_message(.timeout, .waited, .status, .last_cause.as_ref()))]
     Timeout {
+        /// The bound the checkout had (`pool_timeout`, or the one given to
+        /// `get_timeout`).
+        timeout: Duration,
         /// How long the checkout took before it gave up.
         waited: Duration,
         /// The pool's state when it gave up.
@@ -129,7 +132,12 @@ impl PoolError {
     }
 }
 
-fn timeout_message(waited: &Duration, s: &PoolStatus, cause: Option<&Cause>) -> String {
+fn timeout_message(
+    timeout: &Duration,
+    waited: &Duration,
+    s: &PoolStatus,
+    cause: Option<&Cause>,
+) -> String {
     let limit = match s.max_size {
         Some(max) if s.in_use >= max => "limit of size {size} overflow {overflow} reached, ",
         _ => "",
@@ -140,7 +148,7 @@ fn timeout_message(waited: &Duration, s: &PoolStatus, cause: Option<&Cause>) -> 
     let mut msg = format!(
         "pool '{}' {limit}connection timed out, timeout {:.2} (waited {:.2}s; open={}, idle={}, in_use={}, overflow_in_use={}, waiting={}, size={}, max_overflow={})",
         s.name,
-        s.pool_timeout,
+        timeout.as_secs_f64(),
         waited.as_secs_f64(),
         s.open,
         s.idle,

@@ -14,6 +14,10 @@
 //! - [`backoff`]: the one retry policy (exponential with jitter, on `backon`).
 //! - [`startup`]: waiting until a server is really ready (DNS, TCP, protocol).
 //! - [`status`]: serde-serializable pool snapshots and counters.
+//! - [`health`]: health probes through the pool and the one up/degraded/down
+//!   rule.
+//! - [`metrics`]: pool metrics through the `metrics` facade (the
+//!   application picks the exporter).
 //! - [`redact`]: keeping passwords out of every message.
 //!
 //! A backend crate implements [`Manager`] (connect, ping, classify) and gets
@@ -22,6 +26,8 @@
 pub mod backoff;
 pub mod classify;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod pool;
 pub mod redact;
 pub mod settings;
@@ -31,6 +37,7 @@ pub mod status;
 pub use backoff::RetryPolicy;
 pub use classify::ErrorClass;
 pub use error::{PoolError, SettingsError};
+pub use health::{HealthCheck, HealthReport, HealthStatus};
 pub use pool::{Manager, Pool, Pooled};
 pub use settings::PoolSettings;
 pub use status::{CloseReason, PoolCounters, PoolStatus};

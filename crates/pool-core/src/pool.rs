@@ -28,6 +28,7 @@
 
 use crate::classify::ErrorClass;
 use crate::error::{chain, Cause, PoolError};
+use crate::metrics::PoolMetrics;
 use crate::redact::redact_url;
 use crate::settings::PoolSettings;
 use crate::status::{CloseReason, PoolStatus, Stats};
@@ -37,6 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// What a backend provides: how to open, check and classify connections.
 ///
@@ -100,6 +102,8 @@ struct Inner<M: Manager> {
     waiting: AtomicU32,
     connecting: AtomicU32,
     stats: Stats,
+    /// Metric handles, registered once in [`Pool::new`].
+    metrics: PoolMetrics,
     /// Time origin for `disconnect_mark`.
     base: Instant,
     /// Nanoseconds after `base` of the last disconnect seen (0 = none).
@@ -154,6 +158,7 @@ impl<M: Manager> Pool<M> {
                 waiting: AtomicU32::new(0),
                 connecting: AtomicU32::new(0),
                 stats: Stats::default(),
+                metrics: PoolMetrics::new(&settings.name),
                 base: Instant::now(),
                 disconnect_mark: AtomicU64::new(0),
                 last_error: Mutex::new(None),
@@ -185,27 +190,67 @@ impl<M: Manager> Pool<M> {
 
     /// Checks a connection out, waiting at most `timeout` (a health probe
     /// uses a short one so it never queues behind a busy pool for long).
+    ///
+    /// Every checkout runs in a `checkout` span (debug level: free unless a
+    /// subscriber enables it) that records its `wait_us` and `outcome`
+    /// (`ok`, `timeout`, `fatal`, `closed`); one slower than
+    /// `slow_checkout` is logged as a warning.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M>, PoolError> {
+        let inner = &*self.inner;
+        let span = tracing::debug_span!(
+            "checkout",
+            pool = %inner.settings.name,
+            wait_us = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
         let start = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.checkout()).await {
-            Ok(result) => result,
-            Err(_) => {
-                Stats::inc(&self.inner.stats.timeouts);
-                Err(self.timeout_error(start.elapsed()))
-            }
+        // Wrapping the future moves it (a large memcpy): only when a
+        // subscriber wants the span.
+        let outer = if span.is_disabled() {
+            tokio::time::timeout(timeout, self.checkout()).await
+        } else {
+            tokio::time::timeout(timeout, self.checkout())
+                .instrument(span.clone())
+                .await
         };
-        let waited = start.elapsed();
-        self.inner.stats.wait(waited.as_micros() as u64);
-        match &result {
-            Ok(_) => Stats::inc(&self.inner.stats.checkouts),
-            Err(PoolError::Fatal { .. }) => Stats::inc(&self.inner.stats.fatal_errors),
-            Err(_) => {}
+        let mut result = match outer {
+            Ok(result) => result,
+            Err(_) => Err(self.timeout_error(timeout, start.elapsed())),
+        };
+        let end = Instant::now();
+        let waited = end - start;
+        inner.stats.wait(waited.as_micros() as u64);
+        inner.metrics.checkout_wait.record(waited);
+        let outcome = match &mut result {
+            Ok(pooled) => {
+                pooled.checked_out = end;
+                Stats::inc(&inner.stats.checkouts);
+                inner.metrics.checkouts.increment(1);
+                "ok"
+            }
+            Err(PoolError::Timeout { .. }) => {
+                Stats::inc(&inner.stats.timeouts);
+                inner.metrics.timeouts.increment(1);
+                "timeout"
+            }
+            Err(PoolError::Fatal { .. }) => {
+                Stats::inc(&inner.stats.fatal_errors);
+                inner.metrics.checkout_errors.increment(1);
+                "fatal"
+            }
+            Err(PoolError::Closed(_)) => "closed",
+        };
+        if !span.is_disabled() {
+            // `record` looks the field up by name even on a disabled span.
+            span.record("wait_us", waited.as_micros() as u64);
+            span.record("outcome", outcome);
         }
-        if waited >= self.inner.settings.slow_checkout {
+        if waited >= inner.settings.slow_checkout {
             tracing::warn!(
-                pool = %self.inner.settings.name,
+                pool = %inner.settings.name,
                 waited_ms = waited.as_millis() as u64,
                 ok = result.is_ok(),
+                outcome,
                 "slow checkout"
             );
         }
@@ -264,11 +309,14 @@ impl<M: Manager> Pool<M> {
             pool: self.inner.clone(),
             tracked: Some(tracked),
             broken: false,
+            // Set to the checkout's end in `get_timeout` (no clock read here).
+            checked_out: self.inner.base,
         }
     }
 
-    fn timeout_error(&self, waited: Duration) -> PoolError {
+    fn timeout_error(&self, timeout: Duration, waited: Duration) -> PoolError {
         PoolError::Timeout {
+            timeout,
             waited,
             status: Box::new(self.status()),
             last_cause: lock(&self.inner.last_error)
@@ -301,6 +349,14 @@ impl<M: Manager> Pool<M> {
     /// The last error the pool saw from the server, if any.
     pub fn last_error(&self) -> Option<LastError> {
         lock(&self.inner.last_error).clone()
+    }
+
+    /// Sets the pool's gauges (`db_pool_connections{state}`,
+    /// `db_pool_waiting_checkouts`, `db_pool_connections_min`/`_max`) from
+    /// [`Pool::status`]. Call it right before each metrics scrape; the
+    /// gauges are not touched on the checkout path. See [`crate::metrics`].
+    pub fn update_gauges(&self) {
+        self.inner.metrics.set_gauges(&self.status());
     }
 
     /// Records that the server dropped connections (a caller saw a
@@ -404,6 +460,7 @@ impl<M: Manager> Inner<M> {
             return Ok(());
         }
         Stats::inc(&self.stats.validations);
+        self.metrics.validations.increment(1);
         let outcome =
             tokio::time::timeout(s.validation_timeout, self.manager.ping(&mut t.conn)).await;
         let failure = match outcome {
@@ -433,14 +490,23 @@ impl<M: Manager> Inner<M> {
         Stats::inc(&self.stats.connect_attempts);
         let connecting = Gauge::up(&self.connecting);
         let limit = self.settings.connect_timeout;
+        let begun = Instant::now();
         let outcome = tokio::time::timeout(limit, self.manager.connect()).await;
         drop(connecting);
         let failure = match outcome {
             Ok(Ok(conn)) => {
                 let now = Instant::now();
-                self.open.fetch_add(1, Relaxed);
+                let took = now - begun;
+                let open = self.open.fetch_add(1, Relaxed) + 1;
                 Stats::inc(&self.stats.created);
-                tracing::debug!(pool = %self.settings.name, "connection opened");
+                self.metrics.created.increment(1);
+                self.metrics.create_time.record(took);
+                tracing::debug!(
+                    pool = %self.settings.name,
+                    connect_ms = took.as_millis() as u64,
+                    open,
+                    "connection opened"
+                );
                 return Ok(Tracked {
                     conn,
                     created: now,
@@ -458,6 +524,7 @@ impl<M: Manager> Inner<M> {
             },
         };
         Stats::inc(&self.stats.connect_failures);
+        self.metrics.connect_failure(failure.class);
         let cause = Cause {
             class: failure.class,
             message: format!(
@@ -498,20 +565,48 @@ impl<M: Manager> Inner<M> {
     }
 
     fn close(&self, tracked: Tracked<M::Connection>, reason: CloseReason) {
-        self.open.fetch_sub(1, Relaxed);
-        self.stats.closed(reason);
-        tracing::debug!(
-            pool = %self.settings.name,
-            reason = reason.as_str(),
-            age_ms = tracked.created.elapsed().as_millis() as u64,
-            "connection closed"
-        );
+        self.count_closed(reason, tracked.created);
         drop(tracked);
     }
 
+    /// The bookkeeping of one connection leaving the pool: open gauge,
+    /// counters, metrics and the debug event, in one place.
+    fn count_closed(&self, reason: CloseReason, created: Instant) {
+        let open = self.open.fetch_sub(1, Relaxed).saturating_sub(1);
+        self.stats.closed(reason);
+        self.metrics.closed(reason);
+        let age_ms = created.elapsed().as_millis() as u64;
+        let pool = &self.settings.name;
+        match reason {
+            CloseReason::Recycled => tracing::debug!(
+                pool = %pool,
+                reason = reason.as_str(),
+                age_ms,
+                open,
+                "connection recycled: older than pool_recycle, closed"
+            ),
+            CloseReason::Detached => tracing::debug!(
+                pool = %pool,
+                reason = reason.as_str(),
+                age_ms,
+                open,
+                "connection detached from the pool"
+            ),
+            _ => tracing::debug!(
+                pool = %pool,
+                reason = reason.as_str(),
+                age_ms,
+                open,
+                "connection discarded"
+            ),
+        }
+    }
+
     /// Takes a connection back from a caller.
-    fn give_back(&self, mut tracked: Tracked<M::Connection>, broken: bool) {
+    fn give_back(&self, mut tracked: Tracked<M::Connection>, broken: bool, checked_out: Instant) {
+        let now = Instant::now();
         Stats::inc(&self.stats.returns);
+        self.metrics.usage.record(now.duration_since(checked_out));
         self.in_use.fetch_sub(1, Relaxed);
         let reason = if broken {
             Some(CloseReason::Broken)
@@ -521,7 +616,7 @@ impl<M: Manager> Inner<M> {
             self.note_disconnect();
             Some(CloseReason::Broken)
         } else {
-            tracked.last_ok = Instant::now();
+            tracked.last_ok = now;
             let mut idle = lock(&self.idle);
             if idle.len() < self.settings.pool_size as usize {
                 idle.push(tracked);
@@ -607,6 +702,8 @@ pub struct Pooled<M: Manager> {
     pool: Arc<Inner<M>>,
     tracked: Option<Tracked<M::Connection>>,
     broken: bool,
+    /// When the checkout completed, for the usage-time histogram.
+    checked_out: Instant,
 }
 
 impl<M: Manager> Pooled<M> {
@@ -650,9 +747,9 @@ impl<M: Manager> Pooled<M> {
         let tracked = self.tracked.take().expect("pooled connection present");
         let inner = &self.pool;
         Stats::inc(&inner.stats.returns);
+        inner.metrics.usage.record(self.checked_out.elapsed());
         inner.in_use.fetch_sub(1, Relaxed);
-        inner.open.fetch_sub(1, Relaxed);
-        inner.stats.closed(CloseReason::Detached);
+        inner.count_closed(CloseReason::Detached, tracked.created);
         inner.release_slot();
         tracked.conn
     }
@@ -683,7 +780,7 @@ impl<M: Manager> DerefMut for Pooled<M> {
 impl<M: Manager> Drop for Pooled<M> {
     fn drop(&mut self) {
         if let Some(tracked) = self.tracked.take() {
-            self.pool.give_back(tracked, self.broken);
+            self.pool.give_back(tracked, self.broken, self.checked_out);
         }
     }
 }

@@ -19,8 +19,11 @@
 //! - [`classify`]: the one classifier of `tokio_postgres` errors.
 //! - [`manager`]: connecting and validating.
 //! - [`ready`]: the startup wait (DNS, TCP, authenticated `SELECT 1`).
+//! - [`health`]: the health probe (`SELECT 1` through the pool, see
+//!   `PgPool::health`).
 
 pub mod classify;
+pub mod health;
 pub mod manager;
 pub mod ready;
 

@@ -1,6 +1,21 @@
-//! The read/write round trip operators expect from a Redis health check.
+//! The Redis health probe: `PING`, then a write/read round trip, through
+//! the pool.
+//!
+//! The report, the timeout handling and the up/degraded/down rule are
+//! pool-core's ([`pool_core::health`]); this module supplies only the
+//! operation ([`HealthCheck`] for [`RedisManager`]).
+//!
+//! ```no_run
+//! # async fn demo(pool: pool_redis::RedisPool) {
+//! use std::time::Duration;
+//! let report = pool.health(Duration::from_secs(2)).await;
+//! println!("{}", report.status); // up / degraded / down
+//! # }
+//! ```
 
+use crate::manager::RedisManager;
 use bb8_redis::redis::{self, aio::MultiplexedConnection, RedisError};
+pub use pool_core::health::{HealthCheck, HealthReport, HealthStatus};
 
 /// The key prefix used by health checks, so they never touch application
 /// keys.
@@ -33,6 +48,23 @@ pub async fn read_write_check(conn: &mut MultiplexedConnection) -> Result<(), Re
             .into());
     }
     Ok(())
+}
+
+/// `PING` (which also catches `-LOADING` and `-MASTERDOWN`), then
+/// [`read_write_check`] (which catches read-only replicas and a full
+/// `maxmemory`).
+impl HealthCheck for RedisManager {
+    async fn check(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        if pong != "PONG" {
+            return Err((
+                redis::ErrorKind::UnexpectedReturnType,
+                "PING did not answer PONG",
+            )
+                .into());
+        }
+        read_write_check(conn).await
+    }
 }
 
 fn fastrand_token() -> String {

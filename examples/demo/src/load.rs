@@ -110,13 +110,16 @@ struct Shared {
     samples: Mutex<Vec<String>>,
 }
 
+/// The restart task: how long the server was down, and the server.
+type Restart<B> = JoinHandle<Result<(Duration, <B as Backend>::Server), String>>;
+
 /// A running load.
 pub struct Load<B: Backend> {
     name: &'static str,
     pool: Pool<B::M>,
     shared: Arc<Shared>,
     tasks: Vec<JoinHandle<()>>,
-    restart: Option<JoinHandle<Result<(Duration, B::Server), String>>>,
+    restart: Option<Restart<B>>,
 }
 
 /// What one pool went through.
