@@ -65,6 +65,12 @@ pub trait Manager: Send + Sync + 'static {
     /// The backend's one error classifier.
     fn classify(&self, error: &Self::Error) -> ErrorClass;
 
+    /// The error as shown in messages: its whole cause chain, redacted.
+    /// Backends add what operators search for (a SQLSTATE, say).
+    fn describe(&self, error: &Self::Error) -> String {
+        chain(error)
+    }
+
     /// The server this manager connects to, for messages (must be redacted).
     fn target(&self) -> String;
 }
@@ -76,7 +82,10 @@ struct Tracked<C> {
     created: Instant,
     /// When it must be replaced (`pool_recycle` minus jitter).
     retire_at: Option<Instant>,
-    /// Last moment it was known good: opened, validated, or returned healthy.
+    /// Last moment it was proven good: opened, validated, or a round trip
+    /// the caller passed through [`Pooled::observe`]. A plain return does not
+    /// count: a caller that gave up mid-request (its own timeout, a
+    /// cancelled task) may hand back a connection that will never answer.
     last_ok: Instant,
 }
 
@@ -287,7 +296,7 @@ impl<M: Manager> Pool<M> {
                     return Err(PoolError::Fatal {
                         pool: inner.settings.name.clone(),
                         target: inner.target.clone(),
-                        message: chain(failure.error.as_ref()),
+                        message: failure.message,
                         source: failure.error,
                     });
                 }
@@ -390,6 +399,8 @@ impl<M: Manager> Pool<M> {
 /// A connection attempt that failed.
 struct ConnectFailure {
     class: ErrorClass,
+    /// The error as the manager describes it.
+    message: String,
     error: Box<dyn std::error::Error + Send + Sync>,
 }
 
@@ -470,7 +481,7 @@ impl<M: Manager> Inner<M> {
             }
             Ok(Err(e)) => Cause {
                 class: self.manager.classify(&e),
-                message: format!("validation failed: {}", chain(&e)),
+                message: format!("validation failed: {}", self.manager.describe(&e)),
             },
             Err(_) => Cause {
                 class: ErrorClass::Timeout,
@@ -516,10 +527,12 @@ impl<M: Manager> Inner<M> {
             }
             Ok(Err(e)) => ConnectFailure {
                 class: self.manager.classify(&e),
+                message: self.manager.describe(&e),
                 error: Box::new(e),
             },
             Err(_) => ConnectFailure {
                 class: ErrorClass::Timeout,
+                message: ConnectTimedOut(limit.as_secs_f64()).to_string(),
                 error: Box::new(ConnectTimedOut(limit.as_secs_f64())),
             },
         };
@@ -527,11 +540,7 @@ impl<M: Manager> Inner<M> {
         self.metrics.connect_failure(failure.class);
         let cause = Cause {
             class: failure.class,
-            message: format!(
-                "connect to {} failed: {}",
-                self.target,
-                chain(failure.error.as_ref())
-            ),
+            message: format!("connect to {} failed: {}", self.target, failure.message),
         };
         tracing::debug!(pool = %self.settings.name, cause = %cause, "connect attempt failed");
         self.record(cause);
@@ -603,7 +612,7 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Takes a connection back from a caller.
-    fn give_back(&self, mut tracked: Tracked<M::Connection>, broken: bool, checked_out: Instant) {
+    fn give_back(&self, tracked: Tracked<M::Connection>, broken: bool, checked_out: Instant) {
         let now = Instant::now();
         Stats::inc(&self.stats.returns);
         self.metrics.usage.record(now.duration_since(checked_out));
@@ -616,7 +625,6 @@ impl<M: Manager> Inner<M> {
             self.note_disconnect();
             Some(CloseReason::Broken)
         } else {
-            tracked.last_ok = now;
             let mut idle = lock(&self.idle);
             if idle.len() < self.settings.pool_size as usize {
                 idle.push(tracked);
@@ -721,16 +729,28 @@ impl<M: Manager> Pooled<M> {
     /// error means the connection is dead (I/O, closed, admin shutdown,
     /// timeout) — the backend's one classifier decides. Older idle
     /// connections are then validated at their next checkout.
+    ///
+    /// A result that proves the server answered (success, or a statement
+    /// error) renews the connection's bypass window.
     pub fn observe<T>(&mut self, result: Result<T, M::Error>) -> Result<T, M::Error> {
-        if let Err(e) = &result {
-            let class = self.pool.manager.classify(e);
-            if class.breaks_connection() {
-                self.broken = true;
-                self.pool.note_disconnect();
-                self.pool.record(Cause {
-                    class,
-                    message: chain(e),
-                });
+        let answered = match &result {
+            Ok(_) => true,
+            Err(e) => {
+                let class = self.pool.manager.classify(e);
+                if class.breaks_connection() {
+                    self.broken = true;
+                    self.pool.note_disconnect();
+                    self.pool.record(Cause {
+                        class,
+                        message: self.pool.manager.describe(e),
+                    });
+                }
+                !class.breaks_connection()
+            }
+        };
+        if answered {
+            if let Some(t) = self.tracked.as_mut() {
+                t.last_ok = Instant::now();
             }
         }
         result

@@ -46,6 +46,21 @@ pub fn classify(e: &tokio_postgres::Error) -> ErrorClass {
     }
 }
 
+/// The error as shown in messages: the server's message with its SQLSTATE
+/// (`sorry, too many clients already (SQLSTATE 53300)`), or the client
+/// error with its causes; redacted.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => pool_core::redact::redact_url(&format!(
+            "{}: {} (SQLSTATE {})",
+            db.severity(),
+            db.message(),
+            db.code().code()
+        )),
+        None => pool_core::error::chain(e),
+    }
+}
+
 /// Classifies a SQLSTATE.
 pub fn classify_sqlstate(code: &SqlState) -> ErrorClass {
     let c = code.code();

@@ -141,6 +141,10 @@ impl Manager for PgManager {
         crate::classify(error)
     }
 
+    fn describe(&self, error: &tokio_postgres::Error) -> String {
+        crate::classify::describe(error)
+    }
+
     fn target(&self) -> String {
         self.target.clone()
     }

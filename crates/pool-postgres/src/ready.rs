@@ -83,10 +83,7 @@ impl Probe for PgProbe {
 /// Turns a connect or query error into a diagnosis.
 pub fn failure(e: &tokio_postgres::Error) -> Failure {
     let class = crate::classify(e);
-    let message = match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => e.to_string(),
-    };
+    let message = crate::classify::describe(e);
     let code = e.code().map(|c| c.code()).unwrap_or("");
     match code {
         "28P01" | "28000" => Failure::new(Stage::Auth, class, message)

@@ -110,7 +110,12 @@ impl Manager for RedisManager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.inner.connect().await
+        // Redis accepts connections while it loads its dataset and answers
+        // every command with -LOADING; a PING proves the new connection
+        // is usable before anyone gets it.
+        let mut conn = self.inner.connect().await?;
+        self.inner.is_valid(&mut conn).await?;
+        Ok(conn)
     }
 
     async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
