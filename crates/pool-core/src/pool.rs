@@ -584,31 +584,18 @@ impl<M: Manager> Inner<M> {
         let open = self.open.fetch_sub(1, Relaxed).saturating_sub(1);
         self.stats.closed(reason);
         self.metrics.closed(reason);
-        let age_ms = created.elapsed().as_millis() as u64;
-        let pool = &self.settings.name;
-        match reason {
-            CloseReason::Recycled => tracing::debug!(
-                pool = %pool,
-                reason = reason.as_str(),
-                age_ms,
-                open,
-                "connection recycled: older than pool_recycle, closed"
-            ),
-            CloseReason::Detached => tracing::debug!(
-                pool = %pool,
-                reason = reason.as_str(),
-                age_ms,
-                open,
-                "connection detached from the pool"
-            ),
-            _ => tracing::debug!(
-                pool = %pool,
-                reason = reason.as_str(),
-                age_ms,
-                open,
-                "connection discarded"
-            ),
-        }
+        let what = match reason {
+            CloseReason::Recycled => "connection recycled: older than pool_recycle, closed",
+            CloseReason::Detached => "connection detached from the pool",
+            _ => "connection discarded",
+        };
+        tracing::debug!(
+            pool = %self.settings.name,
+            reason = reason.as_str(),
+            age_ms = created.elapsed().as_millis() as u64,
+            open,
+            "{what}"
+        );
     }
 
     /// Takes a connection back from a caller.
