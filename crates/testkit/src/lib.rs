@@ -49,6 +49,7 @@ mod process;
 mod proxy;
 mod redis;
 mod resp;
+mod server;
 mod shm;
 mod workdir;
 

@@ -4,7 +4,7 @@ use std::fs::OpenOptions;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
@@ -12,25 +12,15 @@ use crate::bins::{pg_bins, PgBins};
 use crate::error::{KitError, Result};
 use crate::pgdata::{self, AuthMode, RunAs};
 use crate::pgwire::{self, LoginProbe};
-use crate::ports::{lease_free_port, PortLease};
-use crate::process::{log_tail, run_bounded, ServerProcess};
-use crate::workdir::{self, OwnerRecord};
+use crate::process::{log_tail, run_bounded};
+use crate::server::{self, Instance, Lifecycle, KILL_TIMEOUT, LOG_TAIL_LINES};
+use crate::workdir;
 use crate::{percent_encode, HOST};
 
-/// How long a start may take before it is an error.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a shutdown may take before it is an error.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long SIGKILL may take to clear the group.
-const KILL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often readiness is polled.
-const READY_POLL: Duration = Duration::from_millis(20);
-/// How many ports the first start tries before giving up.
-const PORT_ATTEMPTS: usize = 5;
 /// How long `psql` helper calls may take.
 const PSQL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Lines of log shown in errors.
-const LOG_TAIL_LINES: usize = 30;
 
 /// How a [`PgServer`] is set up.
 #[derive(Clone)]
@@ -88,11 +78,8 @@ pub struct PgServer {
     opts: PgOptions,
     bins: PgBins,
     run_as: Option<RunAs>,
-    dir: PathBuf,
     data_dir: PathBuf,
-    log_path: PathBuf,
-    lease: Option<PortLease>,
-    child: Option<ServerProcess>,
+    inst: Instance,
 }
 
 impl std::fmt::Debug for PgServer {
@@ -100,18 +87,10 @@ impl std::fmt::Debug for PgServer {
         f.debug_struct("PgServer")
             .field("addr", &format_args!("{HOST}:{}", self.port()))
             .field("pid", &self.pid())
-            .field("dir", &self.dir)
+            .field("dir", &self.inst.dir)
             .field("options", &self.opts)
             .finish()
     }
-}
-
-/// Why a start attempt failed.
-enum StartFailure {
-    /// The port was taken by someone else: try another one.
-    PortTaken(String),
-    /// Anything else.
-    Fatal(KitError),
 }
 
 impl PgServer {
@@ -139,40 +118,23 @@ impl PgServer {
             bins,
             run_as,
             data_dir: dir.join("data"),
-            log_path: dir.join("postgres.log"),
-            dir,
-            lease: None,
-            child: None,
+            inst: Instance::new(dir, "postgres.log"),
         };
         // From here on, Drop cleans up whatever failed.
         server.prepare(&template)?;
-        let mut last_log = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            server.lease = Some(
-                lease_free_port().map_err(KitError::io(&server.label(), "finding a free port"))?,
-            );
-            match server.spawn_and_wait() {
-                Ok(()) => return Ok(server),
-                Err(StartFailure::PortTaken(log)) => last_log = log,
-                Err(StartFailure::Fatal(e)) => return Err(e),
-            }
-        }
-        Err(KitError::PortUnavailable {
-            server: server.label(),
-            attempts: PORT_ATTEMPTS,
-            log_tail: last_log,
-        })
+        server::start_on_free_port(&mut server)?;
+        Ok(server)
     }
 
     fn prepare(&mut self, template: &Path) -> Result<()> {
         let who = self.label();
         if let Some(r) = self.run_as {
-            r.chown(&self.dir)
+            r.chown(&self.inst.dir)
                 .map_err(KitError::io(&who, "chown the server directory"))?;
         }
         pgdata::copy_template(template, &self.data_dir, &who)?;
         let conf = pgdata::settings(
-            &self.dir,
+            &self.inst.dir,
             self.opts.max_connections,
             self.opts.standby_57p03,
             &self.opts.extra_conf,
@@ -184,7 +146,14 @@ impl PgServer {
         std::io::Write::write_all(&mut f, conf.as_bytes())
             .map_err(KitError::io(&who, "writing postgresql.conf"))?;
         if let Some(pw) = &self.opts.password {
-            pgdata::set_password(&self.bins, &self.data_dir, &self.dir, self.run_as, pw, &who)?;
+            pgdata::set_password(
+                &self.bins,
+                &self.data_dir,
+                &self.inst.dir,
+                self.run_as,
+                pw,
+                &who,
+            )?;
         }
         if self.opts.standby_57p03 {
             let signal = self.data_dir.join("standby.signal");
@@ -197,105 +166,6 @@ impl PgServer {
         Ok(())
     }
 
-    /// A name for messages: address and directory.
-    fn label(&self) -> String {
-        format!("postgres {HOST}:{} ({})", self.port(), self.dir.display())
-    }
-
-    /// Spawns the postmaster on the leased port and waits for readiness.
-    fn spawn_and_wait(&mut self) -> std::result::Result<(), StartFailure> {
-        let who = self.label();
-        let fatal = StartFailure::Fatal;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let log2 = log
-            .try_clone()
-            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
-        let mut cmd = Command::new(&self.bins.postgres);
-        cmd.arg("-D")
-            .arg(&self.data_dir)
-            .arg("-p")
-            .arg(self.port().to_string())
-            .current_dir(&self.dir)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        if let Some(r) = self.run_as {
-            r.apply(&mut cmd);
-        }
-        let child = ServerProcess::spawn(&mut cmd, &self.dir).map_err(|e| {
-            fatal(KitError::io(
-                &who,
-                format!("spawning {}", self.bins.postgres.display()),
-            )(e))
-        })?;
-        let pgid = child.pid();
-        self.child = Some(child);
-        workdir::write_record(&self.dir, &OwnerRecord::ours("pg", pgid))
-            .map_err(|e| fatal(KitError::io(&who, "writing the owner record")(e)))?;
-        match self.wait_ready(log_start) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Leave nothing running from a failed attempt.
-                if let Some(mut c) = self.child.take() {
-                    c.kill_all(KILL_TIMEOUT);
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn wait_ready(&mut self, log_start: u64) -> std::result::Result<(), StartFailure> {
-        let started = Instant::now();
-        let socket = self.dir.join(format!(".s.PGSQL.{}", self.port()));
-        let standby = self.opts.standby_57p03;
-        loop {
-            let exited = self.child.as_mut().and_then(ServerProcess::try_exit);
-            if let Some(status) = exited {
-                let new_log = log_since(&self.log_path, log_start);
-                if new_log.contains("Address already in use")
-                    || new_log.contains("could not create any TCP/IP sockets")
-                {
-                    return Err(StartFailure::PortTaken(new_log));
-                }
-                return Err(StartFailure::Fatal(KitError::ServerExited {
-                    server: self.label(),
-                    step: "startup".into(),
-                    status: status.to_string(),
-                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
-                }));
-            }
-            if let Ok(answer) = probe_unix(&socket) {
-                let ready = match &answer {
-                    LoginProbe::Ready | LoginProbe::AuthRequested => true,
-                    LoginProbe::Rejected(e) if e.code == "57P03" => {
-                        // "starting up" until recovery begins; a standby
-                        // without hot standby then says "not accepting".
-                        standby && e.message.contains("not accepting connections")
-                    }
-                    LoginProbe::Rejected(_) => true,
-                };
-                if ready {
-                    return Ok(());
-                }
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(StartFailure::Fatal(KitError::Timeout {
-                    server: self.label(),
-                    step: "waiting for the server to accept connections".into(),
-                    waited: START_TIMEOUT,
-                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
-                }));
-            }
-            std::thread::sleep(READY_POLL);
-        }
-    }
-
     /// Always `"127.0.0.1"`: servers listen on loopback only.
     pub fn host(&self) -> &str {
         HOST
@@ -303,7 +173,7 @@ impl PgServer {
 
     /// The TCP port; it stays the same across restarts.
     pub fn port(&self) -> u16 {
-        self.lease.as_ref().map(PortLease::port).unwrap_or(0)
+        self.inst.port()
     }
 
     /// `postgres://postgres[:password]@127.0.0.1:PORT/postgres`.
@@ -330,7 +200,7 @@ impl PgServer {
 
     /// The server's own directory (data dir, socket, log).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inst.dir
     }
 
     /// The data directory.
@@ -340,50 +210,35 @@ impl PgServer {
 
     /// The server log (stdout and stderr of every run, appended).
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        &self.inst.log_path
     }
 
     /// The last `lines` lines of the server log.
     pub fn log_tail(&self, lines: usize) -> String {
-        log_tail(&self.log_path, lines)
+        log_tail(&self.inst.log_path, lines)
     }
 
     /// The directory of the server's Unix socket (trusted even in password
     /// mode).
     pub fn socket_dir(&self) -> &Path {
-        &self.dir
+        &self.inst.dir
     }
 
     /// Whether the postmaster is running (a frozen one counts as running).
     pub fn is_running(&self) -> bool {
-        self.child.as_ref().is_some_and(ServerProcess::is_alive)
+        self.inst.is_running()
     }
 
     /// The postmaster's pid, while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child
-            .as_ref()
-            .filter(|c| c.is_alive())
-            .map(ServerProcess::pid)
-    }
-
-    fn running_child(&mut self, step: &str) -> Result<&mut ServerProcess> {
-        let label = self.label();
-        match self.child.as_mut() {
-            Some(c) if c.exit_status().is_none() => Ok(c),
-            _ => Err(KitError::WrongState {
-                server: label,
-                step: step.into(),
-                state: "not running",
-            }),
-        }
+        self.inst.pid()
     }
 
     /// Sends `sig` to the postmaster and waits until every process of the
     /// server is gone.
     fn shutdown(&mut self, sig: Signal, step: &str) -> Result<()> {
         let label = self.label();
-        let child = self.running_child(step)?;
+        let child = server::running_child(self, step)?;
         child
             .signal_leader(sig)
             .map_err(KitError::signal(&label, step, sig))?;
@@ -398,7 +253,7 @@ impl PgServer {
                 server: label,
                 step: format!("{step}: waiting for the postmaster to exit"),
                 waited: STOP_TIMEOUT,
-                log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+                log_tail: log_tail(&self.inst.log_path, LOG_TAIL_LINES),
             });
         }
         let gone = child.wait_all_gone(KILL_TIMEOUT) || child.kill_all(KILL_TIMEOUT);
@@ -407,10 +262,10 @@ impl PgServer {
                 server: label,
                 step: format!("{step}: waiting for the backends to exit"),
                 waited: KILL_TIMEOUT,
-                log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
+                log_tail: log_tail(&self.inst.log_path, LOG_TAIL_LINES),
             });
         }
-        self.child = None;
+        self.inst.child = None;
         Ok(())
     }
 
@@ -428,43 +283,13 @@ impl PgServer {
     /// SIGKILLs the postmaster and every backend at once (the whole process
     /// group), like a machine losing power, and waits until all are gone.
     pub fn kill9(&mut self) -> Result<()> {
-        let label = self.label();
-        let child = self.running_child("kill9")?;
-        if !child.kill_all(KILL_TIMEOUT) {
-            return Err(KitError::Timeout {
-                server: label,
-                step: "kill9: waiting for the processes to die".into(),
-                waited: KILL_TIMEOUT,
-                log_tail: String::new(),
-            });
-        }
-        self.child = None;
-        Ok(())
+        server::kill9(self)
     }
 
     /// Starts the server again on the same data directory and port, and
     /// waits until it accepts connections.
     pub fn start_again(&mut self) -> Result<()> {
-        if self.is_running() {
-            return Err(KitError::WrongState {
-                server: self.label(),
-                step: "start_again".into(),
-                state: "running",
-            });
-        }
-        // Reap a postmaster that died on its own, so nothing is left over.
-        if let Some(mut c) = self.child.take() {
-            c.kill_all(KILL_TIMEOUT);
-        }
-        match self.spawn_and_wait() {
-            Ok(()) => Ok(()),
-            Err(StartFailure::Fatal(e)) => Err(e),
-            Err(StartFailure::PortTaken(log)) => Err(KitError::PortUnavailable {
-                server: self.label(),
-                attempts: 1,
-                log_tail: log,
-            }),
-        }
+        server::start_again(self)
     }
 
     /// [`stop_fast`](Self::stop_fast) then [`start_again`](Self::start_again).
@@ -480,30 +305,16 @@ impl PgServer {
         self.start_again()
     }
 
-    fn signal_all(&self, sig: Signal, step: &str) -> Result<()> {
-        match self.child.as_ref() {
-            Some(c) if c.exit_status().is_none() => {
-                c.signal_all(sig)
-                    .map_err(KitError::signal(&self.label(), step, sig))
-            }
-            _ => Err(KitError::WrongState {
-                server: self.label(),
-                step: step.into(),
-                state: "not running",
-            }),
-        }
-    }
-
     /// SIGSTOPs the postmaster and every backend: the port still accepts
     /// TCP connections (the kernel queues them) but nothing answers, like a
     /// hung server or a network black hole.
     pub fn freeze(&self) -> Result<()> {
-        self.signal_all(Signal::SIGSTOP, "freeze")
+        server::signal_all(self, Signal::SIGSTOP, "freeze")
     }
 
     /// SIGCONTs every process frozen by [`freeze`](Self::freeze).
     pub fn thaw(&self) -> Result<()> {
-        self.signal_all(Signal::SIGCONT, "thaw")
+        server::signal_all(self, Signal::SIGCONT, "thaw")
     }
 
     /// A `psql` command preset for this server: `-h 127.0.0.1 -p PORT -U
@@ -521,7 +332,7 @@ impl PgServer {
             .args(["-v", "ON_ERROR_STOP=1"])
             .env("PGCONNECT_TIMEOUT", "5")
             .env("PGSSLMODE", "disable")
-            .env("PGPASSFILE", self.dir.join("no-such-pgpass"))
+            .env("PGPASSFILE", self.inst.dir.join("no-such-pgpass"))
             .env("PGAPPNAME", "pool-testkit-psql")
             .env("LC_ALL", "C")
             .env_remove("PGOPTIONS")
@@ -600,6 +411,58 @@ impl PgServer {
     }
 }
 
+impl Lifecycle for PgServer {
+    const NAME: &'static str = "postgres";
+    const KIND: &'static str = "pg";
+    const START_TIMEOUT: Duration = Duration::from_secs(30);
+    const READY_POLL: Duration = Duration::from_millis(20);
+    const READY_STEP: &'static str = "waiting for the server to accept connections";
+    const KILL9_STEP: &'static str = "kill9: waiting for the processes to die";
+    const PORT_TAKEN: &'static [&'static str] = &[
+        "Address already in use",
+        "could not create any TCP/IP sockets",
+    ];
+
+    fn instance(&self) -> &Instance {
+        &self.inst
+    }
+
+    fn instance_mut(&mut self) -> &mut Instance {
+        &mut self.inst
+    }
+
+    /// The postmaster on the data directory and port, as the `postgres`
+    /// user when we are root.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bins.postgres);
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-p")
+            .arg(self.port().to_string())
+            .env("LC_ALL", "C");
+        if let Some(r) = self.run_as {
+            r.apply(&mut cmd);
+        }
+        cmd
+    }
+
+    /// A login over the private Unix socket gets an answer that means the
+    /// server is up (for a standby: that it is not accepting connections).
+    fn probe_ready(&self) -> bool {
+        let socket = self.inst.dir.join(format!(".s.PGSQL.{}", self.port()));
+        match probe_unix(&socket) {
+            Ok(LoginProbe::Ready | LoginProbe::AuthRequested) => true,
+            Ok(LoginProbe::Rejected(e)) if e.code == "57P03" => {
+                // "starting up" until recovery begins; a standby
+                // without hot standby then says "not accepting".
+                self.opts.standby_57p03 && e.message.contains("not accepting connections")
+            }
+            Ok(LoginProbe::Rejected(_)) => true,
+            Err(_) => false,
+        }
+    }
+}
+
 fn probe_unix(socket: &Path) -> std::io::Result<LoginProbe> {
     let stream = UnixStream::connect(socket)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
@@ -607,24 +470,10 @@ fn probe_unix(socket: &Path) -> std::io::Result<LoginProbe> {
     pgwire::probe(stream)
 }
 
-fn log_since(path: &Path, offset: u64) -> String {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let start = (offset as usize).min(bytes.len());
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
-}
-
 impl Drop for PgServer {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if !c.kill_all(KILL_TIMEOUT) {
-                tracing::error!(dir = %self.dir.display(), "pool-testkit: postgres processes survived SIGKILL");
-            }
-        }
+        self.inst.kill_on_drop("postgres processes");
         crate::shm::remove_postgres_segment(&self.data_dir);
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "pool-testkit: could not remove the server directory");
-            }
-        }
+        self.inst.remove_dir();
     }
 }

@@ -1,27 +1,24 @@
 //! A private Redis server for one test.
 
-use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use crate::bins;
 use crate::error::{KitError, Result};
-use crate::ports::{lease_free_port, ClosedPort, PortLease};
-use crate::process::{log_tail, ServerProcess, POLL};
+use crate::ports::ClosedPort;
+use crate::process::{log_tail, POLL};
 use crate::resp::{RedisReply, RespConn};
-use crate::workdir::{self, OwnerRecord};
+use crate::server::{self, Instance, Lifecycle, KILL_TIMEOUT, LOG_TAIL_LINES};
+use crate::workdir;
 use crate::{percent_encode, HOST};
 
-const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a graceful stop may take before it is an error.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
-const KILL_TIMEOUT: Duration = Duration::from_secs(10);
-const PORT_ATTEMPTS: usize = 5;
 /// Connect and reply timeout of [`RedisServer::cmd`].
 const CMD_TIMEOUT: Duration = Duration::from_secs(10);
-const LOG_TAIL_LINES: usize = 30;
 
 /// How a [`RedisServer`] is set up.
 #[derive(Clone, Default)]
@@ -65,11 +62,8 @@ impl std::fmt::Debug for RedisOptions {
 pub struct RedisServer {
     opts: RedisOptions,
     binary: PathBuf,
-    dir: PathBuf,
-    log_path: PathBuf,
-    lease: Option<PortLease>,
     master: Option<ClosedPort>,
-    child: Option<ServerProcess>,
+    inst: Instance,
 }
 
 impl std::fmt::Debug for RedisServer {
@@ -77,15 +71,10 @@ impl std::fmt::Debug for RedisServer {
         f.debug_struct("RedisServer")
             .field("addr", &format_args!("{HOST}:{}", self.port()))
             .field("pid", &self.pid())
-            .field("dir", &self.dir)
+            .field("dir", &self.inst.dir)
             .field("options", &self.opts)
             .finish()
     }
-}
-
-enum StartFailure {
-    PortTaken(String),
-    Fatal(KitError),
 }
 
 /// Quotes a value for redis.conf (double quotes, backslash escapes).
@@ -127,37 +116,15 @@ impl RedisServer {
         let mut server = RedisServer {
             opts,
             binary,
-            log_path: dir.join("redis.log"),
-            dir,
-            lease: None,
             master,
-            child: None,
+            inst: Instance::new(dir, "redis.log"),
         };
-        let mut last_log = String::new();
-        for _ in 0..PORT_ATTEMPTS {
-            server.lease = Some(
-                lease_free_port().map_err(KitError::io(&server.label(), "finding a free port"))?,
-            );
-            server.write_conf()?;
-            match server.spawn_and_wait() {
-                Ok(()) => return Ok(server),
-                Err(StartFailure::PortTaken(log)) => last_log = log,
-                Err(StartFailure::Fatal(e)) => return Err(e),
-            }
-        }
-        Err(KitError::PortUnavailable {
-            server: server.label(),
-            attempts: PORT_ATTEMPTS,
-            log_tail: last_log,
-        })
-    }
-
-    fn label(&self) -> String {
-        format!("redis {HOST}:{} ({})", self.port(), self.dir.display())
+        server::start_on_free_port(&mut server)?;
+        Ok(server)
     }
 
     fn conf_path(&self) -> PathBuf {
-        self.dir.join("redis.conf")
+        self.inst.dir.join("redis.conf")
     }
 
     fn write_conf(&self) -> Result<()> {
@@ -165,7 +132,7 @@ impl RedisServer {
             "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\ndaemonize no\n\
              enable-debug-command yes\nlogfile \"\"\n",
             self.port(),
-            quote(&self.dir.display().to_string())
+            quote(&self.inst.dir.display().to_string())
         );
         if let Some(pw) = &self.opts.password {
             c.push_str(&format!("requirepass {}\n", quote(pw)));
@@ -187,78 +154,6 @@ impl RedisServer {
             .map_err(KitError::io(&self.label(), "writing redis.conf"))
     }
 
-    fn spawn_and_wait(&mut self) -> std::result::Result<(), StartFailure> {
-        let who = self.label();
-        let fatal = StartFailure::Fatal;
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)
-            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let log2 = log
-            .try_clone()
-            .map_err(|e| fatal(KitError::io(&who, "opening the log file")(e)))?;
-        let mut cmd = Command::new(&self.binary);
-        cmd.arg(self.conf_path())
-            .current_dir(&self.dir)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        let child = ServerProcess::spawn(&mut cmd, &self.dir).map_err(|e| {
-            fatal(KitError::io(
-                &who,
-                format!("spawning {}", self.binary.display()),
-            )(e))
-        })?;
-        let pgid = child.pid();
-        self.child = Some(child);
-        workdir::write_record(&self.dir, &OwnerRecord::ours("redis", pgid))
-            .map_err(|e| fatal(KitError::io(&who, "writing the owner record")(e)))?;
-        let res = self.wait_ready(log_start);
-        if res.is_err() {
-            if let Some(mut c) = self.child.take() {
-                c.kill_all(KILL_TIMEOUT);
-            }
-        }
-        res
-    }
-
-    fn wait_ready(&mut self, log_start: u64) -> std::result::Result<(), StartFailure> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(ServerProcess::try_exit) {
-                let bytes = std::fs::read(&self.log_path).unwrap_or_default();
-                let new_log =
-                    String::from_utf8_lossy(&bytes[(log_start as usize).min(bytes.len())..])
-                        .into_owned();
-                if new_log.contains("Address already in use") {
-                    return Err(StartFailure::PortTaken(new_log));
-                }
-                return Err(StartFailure::Fatal(KitError::ServerExited {
-                    server: self.label(),
-                    step: "startup".into(),
-                    status: status.to_string(),
-                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
-                }));
-            }
-            match self.cmd_reply_timeout(&["PING"], Duration::from_secs(1)) {
-                Ok(RedisReply::Error(e)) if e.starts_with("LOADING") => {}
-                Ok(_) => return Ok(()),
-                Err(_) => {}
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(StartFailure::Fatal(KitError::Timeout {
-                    server: self.label(),
-                    step: "waiting for the server to answer PING".into(),
-                    waited: START_TIMEOUT,
-                    log_tail: log_tail(&self.log_path, LOG_TAIL_LINES),
-                }));
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
     /// Always `"127.0.0.1"`.
     pub fn host(&self) -> &str {
         HOST
@@ -266,7 +161,7 @@ impl RedisServer {
 
     /// The TCP port; it stays the same across restarts.
     pub fn port(&self) -> u16 {
-        self.lease.as_ref().map(PortLease::port).unwrap_or(0)
+        self.inst.port()
     }
 
     /// `redis://[:password@]127.0.0.1:PORT/0`.
@@ -299,12 +194,12 @@ impl RedisServer {
 
     /// The server's own directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.inst.dir
     }
 
     /// The server log (appended across restarts).
     pub fn log_path(&self) -> &Path {
-        &self.log_path
+        &self.inst.log_path
     }
 
     /// The port of the unreachable master in replica mode.
@@ -314,33 +209,19 @@ impl RedisServer {
 
     /// Whether the server process runs (a frozen one counts as running).
     pub fn is_running(&self) -> bool {
-        self.child.as_ref().is_some_and(ServerProcess::is_alive)
+        self.inst.is_running()
     }
 
     /// The server's pid, while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child
-            .as_ref()
-            .filter(|c| c.is_alive())
-            .map(ServerProcess::pid)
-    }
-
-    fn not_running(&self, step: &str) -> KitError {
-        KitError::WrongState {
-            server: self.label(),
-            step: step.into(),
-            state: "not running",
-        }
+        self.inst.pid()
     }
 
     /// Graceful stop (SIGTERM), waiting until the process is gone.
     pub fn stop(&mut self) -> Result<()> {
         let label = self.label();
-        let log = self.log_path.clone();
-        let child = match self.child.as_mut() {
-            Some(c) if c.exit_status().is_none() => c,
-            _ => return Err(self.not_running("stop")),
-        };
+        let log = self.inst.log_path.clone();
+        let child = server::running_child(self, "stop")?;
         child
             .signal_leader(Signal::SIGTERM)
             .map_err(KitError::signal(&label, "stop", Signal::SIGTERM))?;
@@ -357,52 +238,20 @@ impl RedisServer {
                 log_tail: log_tail(&log, LOG_TAIL_LINES),
             });
         }
-        self.child = None;
+        self.inst.child = None;
         Ok(())
     }
 
     /// SIGKILLs the server and waits until it is
     /// gone.
     pub fn kill9(&mut self) -> Result<()> {
-        let label = self.label();
-        let child = match self.child.as_mut() {
-            Some(c) if c.exit_status().is_none() => c,
-            _ => return Err(self.not_running("kill9")),
-        };
-        if !child.kill_all(KILL_TIMEOUT) {
-            return Err(KitError::Timeout {
-                server: label,
-                step: "kill9: waiting for the process to die".into(),
-                waited: KILL_TIMEOUT,
-                log_tail: String::new(),
-            });
-        }
-        self.child = None;
-        Ok(())
+        server::kill9(self)
     }
 
     /// Starts the server again on the same port (with no data: nothing is
     /// persisted) and waits until it answers.
     pub fn start_again(&mut self) -> Result<()> {
-        if self.is_running() {
-            return Err(KitError::WrongState {
-                server: self.label(),
-                step: "start_again".into(),
-                state: "running",
-            });
-        }
-        if let Some(mut c) = self.child.take() {
-            c.kill_all(KILL_TIMEOUT);
-        }
-        match self.spawn_and_wait() {
-            Ok(()) => Ok(()),
-            Err(StartFailure::Fatal(e)) => Err(e),
-            Err(StartFailure::PortTaken(log)) => Err(KitError::PortUnavailable {
-                server: self.label(),
-                attempts: 1,
-                log_tail: log,
-            }),
-        }
+        server::start_again(self)
     }
 
     /// [`stop`](Self::stop) then [`start_again`](Self::start_again).
@@ -411,25 +260,15 @@ impl RedisServer {
         self.start_again()
     }
 
-    fn signal_all(&self, sig: Signal, step: &str) -> Result<()> {
-        match self.child.as_ref() {
-            Some(c) if c.exit_status().is_none() => {
-                c.signal_all(sig)
-                    .map_err(KitError::signal(&self.label(), step, sig))
-            }
-            _ => Err(self.not_running(step)),
-        }
-    }
-
     /// SIGSTOPs the server: connections are accepted by the kernel but
     /// nothing is answered.
     pub fn freeze(&self) -> Result<()> {
-        self.signal_all(Signal::SIGSTOP, "freeze")
+        server::signal_all(self, Signal::SIGSTOP, "freeze")
     }
 
     /// SIGCONTs a frozen server.
     pub fn thaw(&self) -> Result<()> {
-        self.signal_all(Signal::SIGCONT, "thaw")
+        server::signal_all(self, Signal::SIGCONT, "thaw")
     }
 
     /// Opens a connection and authenticates as the default user if the
@@ -543,18 +382,49 @@ impl RedisServer {
     }
 }
 
+impl Lifecycle for RedisServer {
+    const NAME: &'static str = "redis";
+    const KIND: &'static str = "redis";
+    const START_TIMEOUT: Duration = Duration::from_secs(15);
+    const READY_POLL: Duration = POLL;
+    const READY_STEP: &'static str = "waiting for the server to answer PING";
+    const KILL9_STEP: &'static str = "kill9: waiting for the process to die";
+    const PORT_TAKEN: &'static [&'static str] = &["Address already in use"];
+
+    fn instance(&self) -> &Instance {
+        &self.inst
+    }
+
+    fn instance_mut(&mut self) -> &mut Instance {
+        &mut self.inst
+    }
+
+    /// `redis.conf` names the port: write it anew.
+    fn port_changed(&mut self) -> Result<()> {
+        self.write_conf()
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg(self.conf_path());
+        cmd
+    }
+
+    /// `PING` gets any answer but `LOADING` (`MASTERDOWN` in replica mode
+    /// counts as ready).
+    fn probe_ready(&self) -> bool {
+        match self.cmd_reply_timeout(&["PING"], Duration::from_secs(1)) {
+            Ok(RedisReply::Error(e)) => !e.starts_with("LOADING"),
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if !c.kill_all(KILL_TIMEOUT) {
-                tracing::error!(dir = %self.dir.display(), "pool-testkit: redis survived SIGKILL");
-            }
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %self.dir.display(), error = %e, "pool-testkit: could not remove the server directory");
-            }
-        }
+        self.inst.kill_on_drop("redis");
+        self.inst.remove_dir();
     }
 }
 
