@@ -1,6 +1,8 @@
 //! Network faults through the kit's `FaultProxy`, against our pools (see
 //! `pool_contract::faults`).
 
+use pool_contract::faults::{self, rig, PoolKind};
+
 pool_contract::fault_tests!(
     postgres_blackhole => "pg-blackhole",
     redis_blackhole => "redis-blackhole",
@@ -21,10 +23,6 @@ pool_contract::fault_tests!(
 /// window and is never pinged (see docs/reliability.md, "engine finding").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_blackhole_heals_for_a_caller_that_drops_on_timeout() {
-    use pool_contract::faults::{self, rig, PoolKind, Profile};
-    let p = Profile::ci();
-    let s = faults::by_id(&p, "pg-blackhole");
-    let f = faults::run(&s, PoolKind::OursCallerDrops, &p).await;
-    eprintln!("{}", f.summary());
+    let (s, p, f) = faults::run_ci("pg-blackhole", PoolKind::OursCallerDrops).await;
     rig::assert_bounded(&s, &p, &f);
 }

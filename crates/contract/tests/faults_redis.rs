@@ -1,6 +1,6 @@
 //! Redis faults against our pool (see `pool_contract::faults`).
 
-use pool_contract::faults::{self, rig, PoolKind, Profile};
+use pool_contract::faults::{self, rig, PoolKind};
 
 pool_contract::fault_tests!(
     restart => "redis-restart",
@@ -16,10 +16,7 @@ pool_contract::fault_tests!(
 /// a connection made during the load fails (see `loading_is_waited_out`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loading() {
-    let p = Profile::ci();
-    let s = faults::by_id(&p, "redis-loading");
-    let f = faults::run(&s, PoolKind::Ours, &p).await;
-    eprintln!("{}", f.summary());
+    let (s, p, f) = faults::run_ci("redis-loading", PoolKind::Ours).await;
     assert!(
         f.notes.iter().any(|n| n.starts_with("-LOADING seen")),
         "the server never said LOADING:\n{}",

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// What one checkout + round trip ended in.
 #[derive(Debug, Clone)]
@@ -134,7 +135,7 @@ pub struct Tasks(Arc<AtomicUsize>);
 
 impl Tasks {
     /// Spawns `f` on the current runtime, counted while it lives.
-    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    pub fn spawn<F>(&self, f: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -173,6 +174,14 @@ pub trait Monitor: Send + 'static {
     /// Client sessions of the pool under test, `None` when the server does
     /// not answer right now.
     fn sample(&mut self) -> Pin<Box<dyn Future<Output = Option<usize>> + Send + '_>>;
+}
+
+/// One sample, given up after a second (a frozen server answers nothing).
+pub async fn bounded_sample(monitor: &mut dyn Monitor) -> Option<usize> {
+    tokio::time::timeout(Duration::from_secs(1), monitor.sample())
+        .await
+        .ok()
+        .flatten()
 }
 
 /// What [`drive`] saw.
@@ -227,8 +236,7 @@ pub async fn drive<C: Send>(
         let mut samples = 0;
         if let Some(m) = monitor {
             while sampling.load(SeqCst) {
-                if let Ok(Some(n)) = tokio::time::timeout(Duration::from_secs(1), m.sample()).await
-                {
+                if let Some(n) = bounded_sample(m).await {
                     samples += 1;
                     max = Some(max.map_or(n, |x| x.max(n)));
                 }
@@ -240,21 +248,8 @@ pub async fn drive<C: Send>(
     let run = async {
         let out = controller.await;
         gate.stop.store(true, SeqCst);
-        let mut panics = 0;
-        let mut stuck = 0;
         let limit = shape.outer_timeout + shape.think + Duration::from_secs(1);
-        for h in handles {
-            let abort = h.abort_handle();
-            match tokio::time::timeout(limit, h).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) if e.is_panic() => panics += 1,
-                Ok(Err(_)) => {}
-                Err(_) => {
-                    stuck += 1;
-                    abort.abort();
-                }
-            }
-        }
+        let (panics, stuck) = join_load(handles, limit).await;
         sampling.store(false, SeqCst);
         (out, panics, stuck)
     };
@@ -273,7 +268,28 @@ pub async fn drive<C: Send>(
     )
 }
 
-async fn one_op(target: &dyn Target, shape: &LoadShape) -> OpRecord {
+/// Waits for each load task (told to stop) to end, `limit` at most each,
+/// and aborts the ones still running; returns how many panicked and how
+/// many were stuck.
+pub async fn join_load(handles: Vec<JoinHandle<()>>, limit: Duration) -> (usize, usize) {
+    let (mut panics, mut stuck) = (0, 0);
+    for h in handles {
+        let abort = h.abort_handle();
+        match tokio::time::timeout(limit, h).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_panic() => panics += 1,
+            Ok(Err(_)) => {}
+            Err(_) => {
+                stuck += 1;
+                abort.abort();
+            }
+        }
+    }
+    (panics, stuck)
+}
+
+/// One op on `target`, bounded by the shape's outer timeout.
+pub async fn one_op(target: &dyn Target, shape: &LoadShape) -> OpRecord {
     let start = Instant::now();
     let r = tokio::time::timeout(shape.outer_timeout, target.op(shape.query_timeout)).await;
     let end = Instant::now();

@@ -12,6 +12,11 @@
 //! - [`rig`]: one scenario against one pool: fresh server, load, fault,
 //!   then the leak checks; [`rig::assert_contract`] is what the tests
 //!   demand of our pool.
+//! - `servers`: what the rig and the soak need of a backend beyond
+//!   [`crate::Backend`], and the kit's blocking calls; [`pg_faults`] and
+//!   [`redis_faults`] provide it, with the faults only one server has.
+//! - [`settle`]: after the load, waiting for the pool's baseline and the
+//!   server's closed sessions.
 //! - [`figures`]: how ops are counted (in flight, dead handouts, bounded
 //!   timeouts, unexpected failures, hung) and recovery time.
 //! - [`monitor`]: server-side session counts sampled during a run.
@@ -24,9 +29,13 @@ pub mod dns;
 pub mod driver;
 pub mod figures;
 pub mod monitor;
+pub mod pg_faults;
+pub mod redis_faults;
 pub mod report;
 pub mod rig;
 pub mod scenarios;
+mod servers;
+pub mod settle;
 pub mod soak;
 pub mod targets;
 
@@ -34,13 +43,21 @@ pub use figures::Figures;
 pub use rig::{assert_contract, run, PoolKind};
 pub use scenarios::{by_id, Db, Fault, Profile, Scenario};
 
+/// Runs one scenario against `kind`'s pool with the CI profile and prints
+/// the figures; returns the scenario and the profile with them, for the
+/// checks.
+pub async fn run_ci(id: &str, kind: PoolKind) -> (Scenario, Profile, Figures) {
+    let p = Profile::ci();
+    let s = by_id(&p, id);
+    let f = run(&s, kind, &p).await;
+    eprintln!("{}", f.summary());
+    (s, p, f)
+}
+
 /// Runs one scenario against our pool with the CI profile, prints the
 /// figures and checks the contract ([`rig::assert_contract`]).
 pub async fn check_ours(id: &str) -> Figures {
-    let p = Profile::ci();
-    let s = by_id(&p, id);
-    let f = run(&s, PoolKind::Ours, &p).await;
-    eprintln!("{}", f.summary());
+    let (s, p, f) = run_ci(id, PoolKind::Ours).await;
     assert_contract(&s, &p, &f);
     f
 }

@@ -5,18 +5,20 @@
 //! counters reconciled, the servers holding no more sessions than the
 //! pools may open, and no op hung.
 
-use super::driver::{Monitor, OpResult, Target, Tasks};
-use super::monitor::{PgSessions, RedisClients};
-use super::rig::{with, OURS_PG_APP};
+use super::driver::{bounded_sample, join_load, one_op, Monitor, Outcome, Target, Tasks};
+use super::rig::PoolKind;
 use super::scenarios::Profile;
+use super::servers::{blocking, kit, with, FaultBackend};
+use super::settle;
 use super::targets::Ours;
-use crate::backend::{Backend, Postgres, Redis};
+use crate::backend::{Postgres, Redis};
 use pool_core::PoolCounters;
-use pool_testkit::{FaultProxy, PgServer, RedisServer};
+use pool_testkit::FaultProxy;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
 
 /// How long and how hard.
 #[derive(Debug, Clone)]
@@ -193,214 +195,100 @@ fn runtime_tasks() -> usize {
         .num_alive_tasks()
 }
 
-fn load(
-    tasks: &Tasks,
+/// One of our pools in the soak: its server, the fault proxy in front,
+/// the load's tally and the session monitor.
+struct Soaked<B: FaultBackend> {
+    server: Arc<Mutex<B::Server>>,
+    proxy: FaultProxy,
     target: Arc<dyn Target>,
+    monitor: Box<dyn Monitor>,
     tally: Arc<Tally>,
-    stop: Arc<AtomicBool>,
-    p: &Profile,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    let shape = p.shape();
-    (0..shape.tasks)
-        .map(|_| {
-            let (target, tally, stop, shape) =
-                (target.clone(), tally.clone(), stop.clone(), shape.clone());
-            tasks.spawn(async move {
-                while !stop.load(SeqCst) {
-                    let r =
-                        tokio::time::timeout(shape.outer_timeout, target.op(shape.query_timeout))
-                            .await;
-                    tally.ops.fetch_add(1, SeqCst);
-                    match r {
-                        Ok(OpResult::Ok { .. }) => tally.ok.fetch_add(1, SeqCst),
-                        Ok(_) => tally.errors.fetch_add(1, SeqCst),
-                        Err(_) => tally.hung.fetch_add(1, SeqCst),
-                    };
-                    tokio::time::sleep(shape.think).await;
-                }
+    sessions_max: Option<usize>,
+}
+
+impl<B: FaultBackend> Soaked<B> {
+    /// Starts the server, a proxy in front and our pool through it.
+    async fn start(p: &Profile) -> Self {
+        let server = blocking(B::start).await;
+        let port = B::port(&server);
+        let proxy = kit(
+            "proxy",
+            FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], port))).await,
+        );
+        let pool = B::build(p.settings(&B::url_at(proxy.addr().port())));
+        Soaked {
+            server: Arc::new(Mutex::new(server)),
+            proxy,
+            target: Arc::new(Ours::<B>::new(pool)),
+            monitor: B::monitor(port, PoolKind::Ours),
+            tally: Arc::default(),
+            sessions_max: None,
+        }
+    }
+
+    /// The load tasks, until `stop`.
+    fn load(&self, tasks: &Tasks, stop: &Arc<AtomicBool>, p: &Profile) -> Vec<JoinHandle<()>> {
+        let shape = p.shape();
+        (0..shape.tasks)
+            .map(|_| {
+                let (target, tally, stop, shape) = (
+                    self.target.clone(),
+                    self.tally.clone(),
+                    stop.clone(),
+                    shape.clone(),
+                );
+                tasks.spawn(async move {
+                    while !stop.load(SeqCst) {
+                        let op = one_op(target.as_ref(), &shape).await;
+                        tally.ops.fetch_add(1, SeqCst);
+                        match op.outcome {
+                            Outcome::Ok => tally.ok.fetch_add(1, SeqCst),
+                            Outcome::Hung => tally.hung.fetch_add(1, SeqCst),
+                            _ => tally.errors.fetch_add(1, SeqCst),
+                        };
+                        tokio::time::sleep(shape.think).await;
+                    }
+                })
             })
-        })
-        .collect()
-}
-
-fn kit<T>(what: &str, r: pool_testkit::Result<T>) -> T {
-    r.unwrap_or_else(|e| panic!("test kit: {what}: {e}"))
-}
-
-/// Runs the soak.
-pub async fn soak(cfg: &SoakConfig) -> SoakFigures {
-    let p = &cfg.profile;
-    let (pg, redis) = tokio::task::spawn_blocking(|| {
-        (
-            kit("start PostgreSQL", PgServer::start()),
-            kit("start Redis", RedisServer::start()),
-        )
-    })
-    .await
-    .expect("start servers");
-    let (pg_port, redis_port) = (pg.port(), redis.port());
-    let pg_proxy = kit(
-        "proxy",
-        FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], pg_port))).await,
-    );
-    let redis_proxy = kit(
-        "proxy",
-        FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], redis_port))).await,
-    );
-    let pg_pool = Postgres::build(p.settings(&format!(
-        "postgres://postgres@127.0.0.1:{}/postgres",
-        pg_proxy.addr().port()
-    )));
-    let redis_pool = Redis::build(p.settings(&format!(
-        "redis://127.0.0.1:{}/0",
-        redis_proxy.addr().port()
-    )));
-    let pg_target: Arc<dyn Target> = Arc::new(Ours::<Postgres>::new(pg_pool.clone()));
-    let redis_target: Arc<dyn Target> = Arc::new(Ours::<Redis>::new(redis_pool.clone()));
-    let (pg, redis) = (Arc::new(Mutex::new(pg)), Arc::new(Mutex::new(redis)));
-    let mut pg_mon = PgSessions::new(pg_port, OURS_PG_APP);
-    let mut redis_mon = RedisClients::new(redis_port);
-
-    let tasks = Tasks::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (pg_tally, redis_tally) = (Arc::new(Tally::default()), Arc::new(Tally::default()));
-    let mut handles = load(&tasks, pg_target.clone(), pg_tally.clone(), stop.clone(), p);
-    handles.extend(load(
-        &tasks,
-        redis_target.clone(),
-        redis_tally.clone(),
-        stop.clone(),
-        p,
-    ));
-    // Warm-up: every connection open, buffers grown.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    pg_mon.sample().await;
-    redis_mon.sample().await;
-    let rss_start_kib = rss_kib();
-    let runtime_tasks_start = runtime_tasks() - tasks.live();
-
-    let start = Instant::now();
-    let mut faults = Vec::new();
-    let mut sessions_max = (None::<usize>, None::<usize>);
-    let mut next_fault = start + cfg.period;
-    let mut i = 0usize;
-    while start.elapsed() < cfg.duration {
-        if Instant::now() >= next_fault {
-            let name = match i % 7 {
-                0 => {
-                    with(&pg, |s| kit("restart", s.restart_fast())).await;
-                    "pg restart"
-                }
-                1 => {
-                    with(&redis, |s| kit("restart", s.restart())).await;
-                    "redis restart"
-                }
-                2 => {
-                    with(&pg, |s| kit("terminate", s.terminate_backends())).await;
-                    "pg terminate"
-                }
-                3 => {
-                    with(&redis, |s| kit("CLIENT KILL", s.client_kill_all())).await;
-                    "redis client kill"
-                }
-                4 => {
-                    with(&pg, |s| kit("freeze", s.freeze())).await;
-                    tokio::time::sleep(cfg.freeze).await;
-                    with(&pg, |s| kit("thaw", s.thaw())).await;
-                    "pg freeze"
-                }
-                5 => {
-                    with(&redis, |s| kit("freeze", s.freeze())).await;
-                    tokio::time::sleep(cfg.freeze).await;
-                    with(&redis, |s| kit("thaw", s.thaw())).await;
-                    "redis freeze"
-                }
-                _ => {
-                    pg_proxy.reset_all();
-                    redis_proxy.reset_all();
-                    "proxy reset"
-                }
-            };
-            faults.push(name);
-            i += 1;
-            next_fault = Instant::now() + cfg.period;
-        }
-        let max = |m: Option<usize>, n: Option<usize>| match (m, n) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
-        let a = tokio::time::timeout(Duration::from_secs(1), pg_mon.sample())
-            .await
-            .ok()
-            .flatten();
-        let b = tokio::time::timeout(Duration::from_secs(1), redis_mon.sample())
-            .await
-            .ok()
-            .flatten();
-        sessions_max = (max(sessions_max.0, a), max(sessions_max.1, b));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .collect()
     }
-    let duration = start.elapsed();
-    stop.store(true, SeqCst);
-    let (mut stuck, mut panics) = (0, 0);
-    for h in handles {
-        let abort = h.abort_handle();
-        match tokio::time::timeout(p.outer_timeout() + Duration::from_secs(1), h).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) if e.is_panic() => panics += 1,
-            Ok(Err(_)) => {}
-            Err(_) => {
-                stuck += 1;
-                abort.abort();
+
+    /// Fires the backend's restart (0), session kill (1) or freeze (2);
+    /// returns its name.
+    async fn fault(&self, which: usize, freeze: Duration) -> &'static str {
+        match which {
+            0 => with(&self.server, B::restart).await,
+            1 => {
+                with(&self.server, |s| B::kill_sessions(s)).await;
             }
+            _ => {
+                with(&self.server, |s| B::freeze(s)).await;
+                tokio::time::sleep(freeze).await;
+                with(&self.server, |s| B::thaw(s)).await;
+            }
+        }
+        B::SOAK_FAULTS[which]
+    }
+
+    /// One bounded sample of the server's sessions, kept if the most yet.
+    async fn sample(&mut self) {
+        if let Some(n) = bounded_sample(self.monitor.as_mut()).await {
+            self.sessions_max = Some(self.sessions_max.map_or(n, |m| m.max(n)));
         }
     }
 
-    let mut pools = Vec::new();
-    for (db, target, tally, mon, smax) in [
-        (
-            "postgres",
-            &pg_target,
-            &pg_tally,
-            &mut pg_mon as &mut dyn Monitor,
-            sessions_max.0,
-        ),
-        (
-            "redis",
-            &redis_target,
-            &redis_tally,
-            &mut redis_mon as &mut dyn Monitor,
-            sessions_max.1,
-        ),
-    ] {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let (end, settled) = loop {
-            let s = target.snapshot();
-            let ok = s.in_use == 0 && s.waiting == 0 && s.open <= target.pool_size();
-            if ok || Instant::now() >= deadline {
-                break (s, ok);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let mut sessions_end = None;
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            if let Ok(Some(n)) = tokio::time::timeout(Duration::from_secs(1), mon.sample()).await {
-                sessions_end = Some(n);
-                if n <= target.pool_size() as usize {
-                    break;
-                }
-            }
-            if Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    /// The pool's figures, once it is back to its baseline (a few seconds
+    /// at most).
+    async fn figures(&mut self) -> PoolSoak {
+        let target = self.target.as_ref();
+        let (end, settled) = settle::pool_baseline(target).await;
+        let sessions_end = settle::server_sessions(self.monitor.as_mut(), target).await;
         let counters = target.counters().expect("our pool");
         let reconciled = counters.checkouts == counters.returns + u64::from(end.in_use)
             && counters.created - counters.closed.total() == u64::from(end.open);
-        pools.push(PoolSoak {
-            db,
+        let tally = &self.tally;
+        PoolSoak {
+            db: B::NAME,
             ops: tally.ops.load(SeqCst),
             ok: tally.ok.load(SeqCst),
             errors: tally.errors.load(SeqCst),
@@ -409,10 +297,66 @@ pub async fn soak(cfg: &SoakConfig) -> SoakFigures {
             settled,
             counters,
             reconciled,
-            sessions_max: smax,
+            sessions_max: self.sessions_max,
             sessions_end,
-        });
+        }
     }
+
+    /// Stops the proxy, then the server (blocking, off the runtime).
+    async fn stop(self) {
+        drop(self.proxy);
+        let server = self.server;
+        blocking(move || drop(server)).await;
+    }
+}
+
+/// Runs the soak.
+pub async fn soak(cfg: &SoakConfig) -> SoakFigures {
+    let p = &cfg.profile;
+    let mut pg = Soaked::<Postgres>::start(p).await;
+    let mut redis = Soaked::<Redis>::start(p).await;
+
+    let tasks = Tasks::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut handles = pg.load(&tasks, &stop, p);
+    handles.extend(redis.load(&tasks, &stop, p));
+    // Warm-up: every connection open, buffers grown.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pg.monitor.sample().await;
+    redis.monitor.sample().await;
+    let rss_start_kib = rss_kib();
+    let runtime_tasks_start = runtime_tasks() - tasks.live();
+
+    let start = Instant::now();
+    let mut faults = Vec::new();
+    let mut next_fault = start + cfg.period;
+    let mut i = 0usize;
+    while start.elapsed() < cfg.duration {
+        if Instant::now() >= next_fault {
+            // PostgreSQL and Redis in turn: restart, session kill, freeze;
+            // then a reset of every connection through both proxies.
+            let name = match i % 7 {
+                6 => {
+                    pg.proxy.reset_all();
+                    redis.proxy.reset_all();
+                    "proxy reset"
+                }
+                k if k % 2 == 0 => pg.fault(k / 2, cfg.freeze).await,
+                k => redis.fault(k / 2, cfg.freeze).await,
+            };
+            faults.push(name);
+            i += 1;
+            next_fault = Instant::now() + cfg.period;
+        }
+        pg.sample().await;
+        redis.sample().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let duration = start.elapsed();
+    stop.store(true, SeqCst);
+    let (panics, stuck) = join_load(handles, p.outer_timeout() + Duration::from_secs(1)).await;
+
+    let pools = vec![pg.figures().await, redis.figures().await];
     // Let dropped connections' driver tasks wind down before counting.
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut runtime_tasks_end = runtime_tasks();
@@ -432,9 +376,7 @@ pub async fn soak(cfg: &SoakConfig) -> SoakFigures {
         runtime_tasks_start,
         runtime_tasks_end,
     };
-    drop((pg_proxy, redis_proxy));
-    tokio::task::spawn_blocking(move || drop((pg, redis)))
-        .await
-        .expect("stop servers");
+    pg.stop().await;
+    redis.stop().await;
     figures
 }
