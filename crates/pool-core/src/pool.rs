@@ -206,6 +206,54 @@ impl<M: Manager> Pool<M> {
     /// `slow_checkout` is logged as a warning.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M>, PoolError> {
         let inner = &*self.inner;
+        // Fast path: a free slot and an idle connection that needs no ping
+        // are handed out without a future, a timer, a span or a second
+        // clock read (the wait is zero).
+        if let Some(pooled) = self.try_get_now() {
+            Stats::inc(&inner.stats.checkouts);
+            inner.metrics.checkouts.increment(1);
+            inner.metrics.checkout_wait.record(Duration::ZERO);
+            return Ok(pooled);
+        }
+        self.get_slow(timeout).await
+    }
+
+    /// A checkout that cannot wait: `None` unless a slot is free and the
+    /// most recently returned idle connection may be handed out unpinged.
+    fn try_get_now(&self) -> Option<Pooled<M>> {
+        let inner = &*self.inner;
+        if inner.closed.load(Relaxed) {
+            return None;
+        }
+        let slot = match &inner.slots {
+            Some(slots) => {
+                slots.try_acquire().ok()?.forget();
+                Slot { inner, armed: true }
+            }
+            None => Slot {
+                inner,
+                armed: false,
+            },
+        };
+        let now = Instant::now();
+        let tracked = {
+            let mut idle = lock(&inner.idle);
+            match inner.verdict(idle.last()?, now) {
+                Verdict::Use => {}
+                Verdict::UseUnpinged => Stats::inc(&inner.stats.validations_skipped),
+                // Anything else takes the full path (the slot is released
+                // on drop).
+                Verdict::Ping | Verdict::Close(_) => return None,
+            }
+            idle.pop()?
+        };
+        let mut pooled = self.hand_out(tracked, slot);
+        pooled.checked_out = now;
+        Some(pooled)
+    }
+
+    async fn get_slow(&self, timeout: Duration) -> Result<Pooled<M>, PoolError> {
+        let inner = &*self.inner;
         let span = tracing::debug_span!(
             "checkout",
             pool = %inner.settings.name,
@@ -213,12 +261,18 @@ impl<M: Manager> Pool<M> {
             outcome = tracing::field::Empty,
         );
         let start = Instant::now();
+        // One clock read for the start and the deadline.
+        let deadline = tokio::time::Instant::from_std(
+            start
+                .checked_add(timeout)
+                .unwrap_or(start + Duration::from_secs(365 * 24 * 3600)),
+        );
         // Wrapping the future moves it (a large memcpy): only when a
         // subscriber wants the span.
         let outer = if span.is_disabled() {
-            tokio::time::timeout(timeout, self.checkout()).await
+            tokio::time::timeout_at(deadline, self.checkout()).await
         } else {
-            tokio::time::timeout(timeout, self.checkout())
+            tokio::time::timeout_at(deadline, self.checkout())
                 .instrument(span.clone())
                 .await
         };
@@ -226,13 +280,17 @@ impl<M: Manager> Pool<M> {
             Ok(result) => result,
             Err(_) => Err(self.timeout_error(timeout, start.elapsed())),
         };
-        let end = Instant::now();
-        let waited = end - start;
+        // A successful checkout carries the time it ended (read by `vet` or
+        // `connect_one`): no second clock read.
+        let end = match &result {
+            Ok(p) => p.checked_out,
+            Err(_) => Instant::now(),
+        };
+        let waited = end.saturating_duration_since(start);
         inner.stats.wait(waited.as_micros() as u64);
         inner.metrics.checkout_wait.record(waited);
         let outcome = match &mut result {
-            Ok(pooled) => {
-                pooled.checked_out = end;
+            Ok(_) => {
                 Stats::inc(&inner.stats.checkouts);
                 inner.metrics.checkouts.increment(1);
                 "ok"
@@ -283,15 +341,24 @@ impl<M: Manager> Pool<M> {
                     tracked: Some(tracked),
                 };
                 match inner.vet(held.get()).await {
-                    Ok(()) => return Ok(self.hand_out(held.take(), slot)),
+                    Ok(now) => {
+                        let mut pooled = self.hand_out(held.take(), slot);
+                        pooled.checked_out = now;
+                        return Ok(pooled);
+                    }
                     Err(reason) => {
                         inner.close(held.take(), reason);
                         continue;
                     }
                 }
             }
-            match inner.connect_one().await {
-                Ok(tracked) => return Ok(self.hand_out(tracked, slot)),
+            match Box::pin(inner.connect_one()).await {
+                Ok(tracked) => {
+                    let created = tracked.created;
+                    let mut pooled = self.hand_out(tracked, slot);
+                    pooled.checked_out = created;
+                    return Ok(pooled);
+                }
                 Err(failure) if failure.class.is_fatal() => {
                     return Err(PoolError::Fatal {
                         pool: inner.settings.name.clone(),
@@ -396,6 +463,18 @@ impl<M: Manager> Pool<M> {
     }
 }
 
+/// What the validation policy says of an idle connection.
+enum Verdict {
+    /// Hand it out (pre-ping is off).
+    Use,
+    /// Hand it out without a ping: proven good inside the bypass window.
+    UseUnpinged,
+    /// Ping it first.
+    Ping,
+    /// Close it.
+    Close(CloseReason),
+}
+
 /// A connection attempt that failed.
 struct ConnectFailure {
     class: ErrorClass,
@@ -448,36 +527,57 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Decides whether an idle connection may be handed out.
-    async fn vet(&self, t: &mut Tracked<M::Connection>) -> Result<(), CloseReason> {
-        let now = Instant::now();
+    /// The validation policy, in one place: what to do with an idle
+    /// connection at `now`, without any I/O.
+    fn verdict(&self, t: &Tracked<M::Connection>, now: Instant) -> Verdict {
         if t.retire_at.is_some_and(|at| at <= now) {
-            return Err(CloseReason::Recycled);
+            return Verdict::Close(CloseReason::Recycled);
         }
         if self.manager.is_closed(&t.conn) {
-            self.note_disconnect();
-            return Err(CloseReason::Broken);
+            return Verdict::Close(CloseReason::Broken);
         }
         let stale = self.seen_before_disconnect(t.last_ok);
         let s = &self.settings;
-        if !s.pre_ping {
-            return if stale {
-                Err(CloseReason::Invalidated)
-            } else {
-                Ok(())
-            };
+        match (s.pre_ping, stale) {
+            (false, true) => Verdict::Close(CloseReason::Invalidated),
+            (false, false) => Verdict::Use,
+            (true, false) if now.duration_since(t.last_ok) < s.pre_ping_window => {
+                Verdict::UseUnpinged
+            }
+            (true, _) => Verdict::Ping,
         }
-        if !stale && now.duration_since(t.last_ok) < s.pre_ping_window {
-            Stats::inc(&self.stats.validations_skipped);
-            return Ok(());
+    }
+
+    /// Decides whether an idle connection may be handed out, pinging it
+    /// when the policy says so; returns the time it was found good.
+    async fn vet(&self, t: &mut Tracked<M::Connection>) -> Result<Instant, CloseReason> {
+        let now = Instant::now();
+        match self.verdict(t, now) {
+            Verdict::Close(reason) => {
+                if reason == CloseReason::Broken {
+                    self.note_disconnect();
+                }
+                return Err(reason);
+            }
+            Verdict::Use => return Ok(now),
+            Verdict::UseUnpinged => {
+                Stats::inc(&self.stats.validations_skipped);
+                return Ok(now);
+            }
+            Verdict::Ping => {}
         }
+        let s = &self.settings;
         Stats::inc(&self.stats.validations);
         self.metrics.validations.increment(1);
-        let outcome =
-            tokio::time::timeout(s.validation_timeout, self.manager.ping(&mut t.conn)).await;
+        let outcome = tokio::time::timeout(
+            s.validation_timeout,
+            Box::pin(self.manager.ping(&mut t.conn)),
+        )
+        .await;
         let failure = match outcome {
             Ok(Ok(())) => {
                 t.last_ok = Instant::now();
-                return Ok(());
+                return Ok(t.last_ok);
             }
             Ok(Err(e)) => Cause {
                 class: self.manager.classify(&e),
