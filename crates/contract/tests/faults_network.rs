@@ -18,9 +18,10 @@ pool_contract::fault_tests!(
 /// (`tokio::time::timeout(d, async { conn.query(..).await })`, or a request
 /// timeout layer) does not mark it broken. After a black hole such a
 /// PostgreSQL connection has lost a request and never answers again; the
-/// pool must still heal. Fails today: `give_back` refreshes `last_ok` on
-/// every return, so under load the connection never leaves the bypass
-/// window and is never pinged (see docs/reliability.md, "engine finding").
+/// pool must still heal: a plain return does not renew the bypass window
+/// (only a round trip seen by `Pooled::observe` does), so the connection is
+/// pinged, and discarded, once the window since its last proven round trip
+/// has passed (see docs/reliability.md, "Findings").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_blackhole_heals_for_a_caller_that_drops_on_timeout() {
     let (s, p, f) = faults::run_ci("pg-blackhole", PoolKind::OursCallerDrops).await;

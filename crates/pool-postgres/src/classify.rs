@@ -51,12 +51,17 @@ pub fn classify(e: &tokio_postgres::Error) -> ErrorClass {
 /// error with its causes; redacted.
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
-        Some(db) => pool_core::redact::redact_url(&format!(
-            "{}: {} (SQLSTATE {})",
-            db.severity(),
-            db.message(),
-            db.code().code()
-        )),
+        Some(db) => {
+            let mut msg = format!("{}: {}", db.severity(), db.message());
+            if let Some(detail) = db.detail() {
+                msg.push_str(&format!(" ({detail})"));
+            }
+            if let Some(hint) = db.hint() {
+                msg.push_str(&format!(" (hint: {hint})"));
+            }
+            msg.push_str(&format!(" (SQLSTATE {})", db.code().code()));
+            pool_core::redact::redact_url(&msg)
+        }
         None => pool_core::error::chain(e),
     }
 }

@@ -193,9 +193,8 @@ async fn main() {
         p.freeze.as_secs_f64(),
     );
     println!(
-        "Cells read `ours / raw`; the LOADING rows add `/ ours + ping on connect` (the proposed pool-redis fix), \
-         the black-hole rows add `/ ours, caller drops on timeout` (a caller that cancels instead of marking \
-         the connection broken).\n"
+        "Cells read `ours / raw`; the black-hole rows add `/ ours, caller drops on timeout` (a caller that \
+         cancels instead of marking the connection broken).\n"
     );
     println!("{}", report::fault_table(&rows));
     if !dns_rows.is_empty() {

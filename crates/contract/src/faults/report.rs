@@ -7,7 +7,7 @@ use super::scenarios::{Profile, Scenario};
 use super::soak::SoakFigures;
 
 /// One scenario's results: ours, the raw pool's, and extra variants (ours
-/// with a proposed fix).
+/// with a caller that drops its connection on timeout).
 #[derive(Debug, Clone)]
 pub struct Row {
     /// The scenario.
