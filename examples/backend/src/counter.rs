@@ -148,49 +148,45 @@ pub async fn read(
 /// The cached value; `None` on a miss or when Redis is unavailable (the
 /// caller falls back to PostgreSQL).
 async fn cache_get(st: &AppState, name: &str) -> Option<i64> {
-    let mut conn = match st.redis.get_timeout(st.cache_timeout).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "cache unavailable, reading PostgreSQL");
-            return None;
-        }
-    };
-    let r: redis::RedisResult<Option<i64>> = redis::cmd("GET")
-        .arg(cache_key(name))
-        .query_async(&mut *conn)
-        .await;
-    match conn.observe(r) {
-        Ok(value) => value,
-        Err(e) => {
-            tracing::warn!(error = %pool_core::error::chain(&e), "cache read failed");
-            None
-        }
-    }
+    cache_cmd::<Option<i64>>(st, redis::cmd("GET").arg(cache_key(name)), "read")
+        .await
+        .flatten()
 }
 
 /// Stores `value` unless the cache holds a larger one; false when Redis is
 /// unavailable.
 async fn cache_put(st: &AppState, name: &str, value: i64) -> bool {
-    let mut conn = match st.redis.get_timeout(st.cache_timeout).await {
-        Ok(conn) => conn,
-        Err(e) => {
-            tracing::warn!(error = %e, "cache unavailable, not caching");
-            return false;
-        }
-    };
-    let r: redis::RedisResult<i64> = redis::cmd("EVAL")
+    let cmd = redis::cmd("EVAL")
         .arg(CACHE_MAX)
         .arg(1)
         .arg(cache_key(name))
         .arg(value)
         .arg(CACHE_TTL_SECS)
-        .query_async(&mut *conn)
-        .await;
-    match conn.observe(r) {
-        Ok(_) => true,
+        .clone();
+    cache_cmd::<i64>(st, &cmd, "write").await.is_some()
+}
+
+/// Runs one cache command within the cache's short checkout timeout;
+/// `None` (and a warning) when Redis is unavailable or the command fails —
+/// the cache is an optimisation, never a reason to fail a request.
+async fn cache_cmd<T: redis::FromRedisValue>(
+    st: &AppState,
+    cmd: &redis::Cmd,
+    what: &str,
+) -> Option<T> {
+    let mut conn = match st.redis.get_timeout(st.cache_timeout).await {
+        Ok(conn) => conn,
         Err(e) => {
-            tracing::warn!(error = %pool_core::error::chain(&e), "cache write failed");
-            false
+            tracing::warn!(error = %e, "cache unavailable ({what} skipped)");
+            return None;
+        }
+    };
+    let r: redis::RedisResult<T> = cmd.query_async(&mut *conn).await;
+    match conn.observe(r) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!(error = %pool_core::error::chain(&e), "cache {what} failed");
+            None
         }
     }
 }
