@@ -40,6 +40,7 @@
 //! ```
 
 pub mod bins;
+mod certs;
 mod error;
 mod pgdata;
 mod pgwire;
@@ -53,12 +54,13 @@ mod server;
 mod shm;
 mod workdir;
 
+pub use certs::{ServerCert, TestCerts, CLIENT_CN, TLS_HOST};
 pub use error::{KitError, Result};
 pub use pgwire::{LoginProbe, PgErrorReport};
 pub use ports::ClosedPort;
-pub use postgres::{PgOptions, PgServer};
+pub use postgres::{HbaTls, PgOptions, PgServer, PgTls};
 pub use proxy::{FaultProxy, Mode};
-pub use redis::{RedisOptions, RedisServer};
+pub use redis::{RedisOptions, RedisServer, RedisTls};
 pub use resp::RedisReply;
 pub use workdir::{base_dir, sweep_stale};
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::bins::{pg_bins, PgBins};
+use crate::certs::{ServerCert, TestCerts};
 use crate::error::{KitError, Result};
 use crate::pgdata::{self, AuthMode, RunAs};
 use crate::pgwire::{self, LoginProbe};
@@ -40,6 +41,63 @@ pub struct PgOptions {
     /// Extra `postgresql.conf` settings, written after the kit's own (so
     /// they win). Values are quoted for you.
     pub extra_conf: Vec<(String, String)>,
+    /// Serve TLS (`ssl = on`) with a certificate from [`TestCerts`], and
+    /// the `pg_hba.conf` that [`PgTls::hba`] names. The kit's own `psql`
+    /// calls then use the server's Unix socket (always trusted).
+    pub tls: Option<PgTls>,
+}
+
+/// The TLS setup of a test PostgreSQL server.
+#[derive(Debug, Clone)]
+pub struct PgTls {
+    /// Where the certificates come from.
+    pub certs: TestCerts,
+    /// Which server certificate is presented.
+    pub server_cert: ServerCert,
+    /// Which TCP logins `pg_hba.conf` accepts.
+    pub hba: HbaTls,
+}
+
+impl PgTls {
+    /// TLS with the valid `localhost` certificate and `hba`.
+    pub fn new(certs: &TestCerts, hba: HbaTls) -> PgTls {
+        PgTls {
+            certs: certs.clone(),
+            server_cert: ServerCert::Valid,
+            hba,
+        }
+    }
+}
+
+/// Which TCP logins a TLS test server's `pg_hba.conf` accepts (the
+/// authentication method is SCRAM with a password, trust without).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HbaTls {
+    /// `hostssl` only: a plaintext login is refused with SQLSTATE 28000
+    /// (`no pg_hba.conf entry ... no encryption`).
+    SslOnly,
+    /// `hostssl` and `host`: both are accepted.
+    SslOrPlain,
+    /// `hostssl ... clientcert=verify-full`: TLS with a client certificate
+    /// signed by the test CA whose CN is the user name (`postgres`).
+    ClientCert,
+}
+
+impl HbaTls {
+    /// The `pg_hba.conf` for this mode; `method` is the auth method.
+    fn render(self, method: &str) -> String {
+        let mut s = String::from("# pool-testkit TLS\nlocal all all trust\n");
+        match self {
+            HbaTls::SslOnly => s.push_str(&format!("hostssl all all 127.0.0.1/32 {method}\n")),
+            HbaTls::SslOrPlain => s.push_str(&format!(
+                "hostssl all all 127.0.0.1/32 {method}\nhost all all 127.0.0.1/32 {method}\n"
+            )),
+            HbaTls::ClientCert => s.push_str(&format!(
+                "hostssl all all 127.0.0.1/32 {method} clientcert=verify-full\n"
+            )),
+        }
+        s
+    }
 }
 
 impl Default for PgOptions {
@@ -49,6 +107,7 @@ impl Default for PgOptions {
             max_connections: 100,
             standby_57p03: false,
             extra_conf: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -60,6 +119,7 @@ impl std::fmt::Debug for PgOptions {
             .field("max_connections", &self.max_connections)
             .field("standby_57p03", &self.standby_57p03)
             .field("extra_conf", &self.extra_conf)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -133,11 +193,16 @@ impl PgServer {
                 .map_err(KitError::io(&who, "chown the server directory"))?;
         }
         pgdata::copy_template(template, &self.data_dir, &who)?;
+        let mut extra = Vec::new();
+        if let Some(tls) = &self.opts.tls {
+            extra = self.prepare_tls(tls)?;
+        }
+        extra.extend(self.opts.extra_conf.iter().cloned());
         let conf = pgdata::settings(
             &self.inst.dir,
             self.opts.max_connections,
             self.opts.standby_57p03,
-            &self.opts.extra_conf,
+            &extra,
         );
         let mut f = OpenOptions::new()
             .append(true)
@@ -164,6 +229,45 @@ impl PgServer {
             }
         }
         Ok(())
+    }
+
+    /// Copies the certificate files into the server directory (owned by
+    /// the server's user), writes `pg_hba.conf`, and returns the TLS
+    /// settings for `postgresql.conf`.
+    fn prepare_tls(&self, tls: &PgTls) -> Result<Vec<(String, String)>> {
+        let who = self.label();
+        let files = tls.certs.install_server(tls.server_cert, &self.inst.dir)?;
+        if let Some(r) = self.run_as {
+            for f in [&files.cert, &files.key, &files.ca] {
+                r.chown(f)
+                    .map_err(KitError::io(&who, format!("chown {}", f.display())))?;
+            }
+        }
+        let method = if self.opts.password.is_some() {
+            "scram-sha-256"
+        } else {
+            "trust"
+        };
+        let hba = self.data_dir.join("pg_hba.conf");
+        std::fs::write(&hba, tls.hba.render(method))
+            .map_err(KitError::io(&who, "writing pg_hba.conf"))?;
+        let path = |p: &Path| p.display().to_string();
+        Ok(vec![
+            ("ssl".into(), "on".into()),
+            ("ssl_cert_file".into(), path(&files.cert)),
+            ("ssl_key_file".into(), path(&files.key)),
+            ("ssl_ca_file".into(), path(&files.ca)),
+        ])
+    }
+
+    /// The URL with another host name (e.g. `localhost`, the only name the
+    /// test certificates are valid for), with the server's password.
+    pub fn url_at(&self, host: &str) -> String {
+        let auth = match &self.opts.password {
+            Some(pw) => format!("postgres:{}", percent_encode(pw)),
+            None => "postgres".into(),
+        };
+        format!("postgres://{auth}@{host}:{}/postgres", self.port())
     }
 
     /// Always `"127.0.0.1"`: servers listen on loopback only.
@@ -324,7 +428,12 @@ impl PgServer {
     /// it. Useful for tests that need a session of their own.
     pub fn psql_command(&self, password: Option<&str>) -> Command {
         let mut cmd = Command::new(&self.bins.psql);
-        cmd.args(["-h", HOST, "-p"])
+        // A TLS server may refuse plaintext TCP logins: use its socket.
+        let host = match &self.opts.tls {
+            Some(_) => self.inst.dir.display().to_string(),
+            None => HOST.to_string(),
+        };
+        cmd.args(["-h", &host, "-p"])
             .arg(self.port().to_string())
             .args([
                 "-U", "postgres", "-d", "postgres", "-X", "-A", "-t", "-q", "-w",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::bins;
+use crate::certs::{ServerCert, TestCerts};
 use crate::error::{KitError, Result};
 use crate::ports::ClosedPort;
 use crate::process::{log_tail, POLL};
@@ -37,6 +38,33 @@ pub struct RedisOptions {
     /// An extra ACL user `(name, password)` with full rights
     /// (`on >password ~* &* +@all`).
     pub acl_user: Option<(String, String)>,
+    /// Serve TLS only: `port 0`, `tls-port` on the leased port, a
+    /// certificate from [`TestCerts`]. The kit's own commands then go
+    /// through a private Unix socket.
+    pub tls: Option<RedisTls>,
+}
+
+/// The TLS setup of a test Redis server.
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    /// Where the certificates come from.
+    pub certs: TestCerts,
+    /// Which server certificate is presented.
+    pub server_cert: ServerCert,
+    /// `tls-auth-clients yes`: clients must present a certificate signed by
+    /// the test CA (`no`: they must not need one).
+    pub auth_clients: bool,
+}
+
+impl RedisTls {
+    /// TLS with the valid `localhost` certificate.
+    pub fn new(certs: &TestCerts, auth_clients: bool) -> RedisTls {
+        RedisTls {
+            certs: certs.clone(),
+            server_cert: ServerCert::Valid,
+            auth_clients,
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -51,6 +79,7 @@ impl std::fmt::Debug for RedisOptions {
                 "acl_user",
                 &self.acl_user.as_ref().map(|(u, _)| (u, "<redacted>")),
             )
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -129,11 +158,27 @@ impl RedisServer {
 
     fn write_conf(&self) -> Result<()> {
         let mut c = format!(
-            "port {}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\ndaemonize no\n\
+            "bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\ndaemonize no\n\
              enable-debug-command yes\nlogfile \"\"\n",
-            self.port(),
             quote(&self.inst.dir.display().to_string())
         );
+        match &self.opts.tls {
+            None => c.push_str(&format!("port {}\n", self.port())),
+            Some(tls) => {
+                let files = tls.certs.install_server(tls.server_cert, &self.inst.dir)?;
+                let q = |p: &Path| quote(&p.display().to_string());
+                c.push_str(&format!(
+                    "port 0\ntls-port {}\ntls-cert-file {}\ntls-key-file {}\n\
+                     tls-ca-cert-file {}\ntls-auth-clients {}\nunixsocket {}\nunixsocketperm 700\n",
+                    self.port(),
+                    q(&files.cert),
+                    q(&files.key),
+                    q(&files.ca),
+                    if tls.auth_clients { "yes" } else { "no" },
+                    q(&self.socket_path()),
+                ));
+            }
+        }
         if let Some(pw) = &self.opts.password {
             c.push_str(&format!("requirepass {}\n", quote(pw)));
         }
@@ -152,6 +197,27 @@ impl RedisServer {
         }
         std::fs::write(self.conf_path(), c)
             .map_err(KitError::io(&self.label(), "writing redis.conf"))
+    }
+
+    /// The private Unix socket of a TLS server (the kit's own commands use
+    /// it).
+    fn socket_path(&self) -> PathBuf {
+        self.inst.dir.join("redis.sock")
+    }
+
+    /// `rediss://[:password@]localhost:PORT/0` for a TLS server (the test
+    /// certificates are valid for `localhost` only); `None` without TLS.
+    pub fn tls_url(&self) -> Option<String> {
+        self.opts.tls.as_ref()?;
+        let auth = match &self.opts.password {
+            Some(pw) => format!(":{}@", percent_encode(pw)),
+            None => String::new(),
+        };
+        Some(format!(
+            "rediss://{auth}{}:{}/0",
+            crate::TLS_HOST,
+            self.port()
+        ))
     }
 
     /// Always `"127.0.0.1"`.
@@ -275,8 +341,11 @@ impl RedisServer {
     /// server has a password.
     fn connect(&self, timeout: Duration) -> Result<RespConn> {
         let label = self.label();
-        let mut conn =
-            RespConn::connect(self.port(), timeout).map_err(KitError::io(&label, "connecting"))?;
+        let conn = match &self.opts.tls {
+            None => RespConn::connect(self.port(), timeout),
+            Some(_) => RespConn::connect_unix(&self.socket_path(), timeout),
+        };
+        let mut conn = conn.map_err(KitError::io(&label, "connecting"))?;
         if let Some(pw) = &self.opts.password {
             let reply = conn
                 .call(&["AUTH", pw])

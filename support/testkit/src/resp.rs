@@ -2,7 +2,62 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::time::Duration;
+
+/// A TCP or Unix-socket stream (a TLS-only server is reached over its
+/// Unix socket).
+#[derive(Debug)]
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        match self {
+            Stream::Tcp(s) => s.try_clone().map(Stream::Tcp),
+            Stream::Unix(s) => s.try_clone().map(Stream::Unix),
+        }
+    }
+
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s
+                .set_read_timeout(read)
+                .and_then(|()| s.set_write_timeout(write)),
+            Stream::Unix(s) => s
+                .set_read_timeout(read)
+                .and_then(|()| s.set_write_timeout(write)),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
 
 /// One Redis reply (RESP2).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +100,8 @@ fn bad(detail: impl Into<String>) -> std::io::Error {
 /// One connection to a Redis server.
 #[derive(Debug)]
 pub(crate) struct RespConn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    reader: BufReader<Stream>,
+    writer: Stream,
 }
 
 impl RespConn {
@@ -54,9 +109,18 @@ impl RespConn {
     pub(crate) fn connect(port: u16, timeout: Duration) -> std::io::Result<RespConn> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
+        Self::over(Stream::Tcp(stream), timeout)
+    }
+
+    /// Connects to the Unix socket at `path`, with `timeout` for every
+    /// read/write.
+    pub(crate) fn connect_unix(path: &Path, timeout: Duration) -> std::io::Result<RespConn> {
+        Self::over(Stream::Unix(UnixStream::connect(path)?), timeout)
+    }
+
+    fn over(stream: Stream, timeout: Duration) -> std::io::Result<RespConn> {
+        stream.set_timeouts(Some(timeout), Some(timeout))?;
         Ok(RespConn {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
@@ -65,7 +129,10 @@ impl RespConn {
 
     /// Changes the read timeout.
     pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
-        self.writer.set_read_timeout(t)
+        match &self.writer {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+        }
     }
 
     /// Sends one command without reading the reply.

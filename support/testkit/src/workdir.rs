@@ -122,7 +122,7 @@ pub fn sweep_stale() {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().to_string();
         let path = entry.path();
-        if name.starts_with("pg-") || name.starts_with("redis-") {
+        if name.starts_with("pg-") || name.starts_with("redis-") || name.starts_with("certs-") {
             sweep_server_dir(&base, &name, &path);
         } else if let Some(pid) = building_owner(&name) {
             // An unfinished template build whose builder died.
