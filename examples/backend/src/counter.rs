@@ -13,6 +13,7 @@
 
 use crate::error::AppError;
 use crate::state::AppState;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use pool_postgres::PgPool;
@@ -114,19 +115,27 @@ pub async fn increment(
 }
 
 /// `GET /counter/{name}`: the cache first, then PostgreSQL.
+///
+/// When the cache read finds Redis unavailable, the value read from
+/// PostgreSQL is not written back: a request waits for an unavailable
+/// cache at most once (`CACHE_TIMEOUT`), not once per cache command.
 pub async fn read(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<CounterBody>, AppError> {
     check_name(&name)?;
-    if let Some(value) = cache_get(&st, &name).await {
-        return Ok(Json(CounterBody {
-            name,
-            value,
-            source: "cache",
-            cached: true,
-        }));
-    }
+    let cache_reachable = match cache_get(&st, &name).await {
+        Some(Some(value)) => {
+            return Ok(Json(CounterBody {
+                name,
+                value,
+                source: "cache",
+                cached: true,
+            }))
+        }
+        Some(None) => true,
+        None => false,
+    };
     let row = {
         let mut conn = st.pg.get().await?;
         let r = conn.query_opt(SELECT, &[&name]).await;
@@ -136,7 +145,7 @@ pub async fn read(
         return Err(AppError::not_found(format!("no counter named {name:?}")));
     };
     let value: i64 = row.get(0);
-    let cached = cache_put(&st, &name, value).await;
+    let cached = cache_reachable && cache_put(&st, &name, value).await;
     Ok(Json(CounterBody {
         name,
         value,
@@ -145,12 +154,10 @@ pub async fn read(
     }))
 }
 
-/// The cached value; `None` on a miss or when Redis is unavailable (the
-/// caller falls back to PostgreSQL).
-async fn cache_get(st: &AppState, name: &str) -> Option<i64> {
-    cache_cmd::<Option<i64>>(st, redis::cmd("GET").arg(cache_key(name)), "read")
-        .await
-        .flatten()
+/// The cached value (`Some(None)` on a miss); `None` when Redis is
+/// unavailable (the caller falls back to PostgreSQL).
+async fn cache_get(st: &AppState, name: &str) -> Option<Option<i64>> {
+    cache_cmd::<Option<i64>>(st, redis::cmd("GET").arg(cache_key(name)), "read").await
 }
 
 /// Stores `value` unless the cache holds a larger one; false when Redis is
@@ -166,14 +173,17 @@ async fn cache_put(st: &AppState, name: &str, value: i64) -> bool {
     cache_cmd::<i64>(st, &cmd, "write").await.is_some()
 }
 
-/// Runs one cache command within the cache's short checkout timeout;
-/// `None` (and a warning) when Redis is unavailable or the command fails —
-/// the cache is an optimisation, never a reason to fail a request.
+/// Runs one cache command, checkout and reply together within
+/// `CACHE_TIMEOUT`; `None` (and a warning) when Redis is unavailable, too
+/// slow, or the command fails — the cache is an optimisation, never a
+/// reason to fail a request. A frozen server (the socket open, no reply)
+/// is bounded too: the command's connection is then discarded.
 async fn cache_cmd<T: redis::FromRedisValue>(
     st: &AppState,
     cmd: &redis::Cmd,
     what: &str,
 ) -> Option<T> {
+    let started = tokio::time::Instant::now();
     let mut conn = match st.redis.get_timeout(st.cache_timeout).await {
         Ok(conn) => conn,
         Err(e) => {
@@ -181,7 +191,19 @@ async fn cache_cmd<T: redis::FromRedisValue>(
             return None;
         }
     };
-    let r: redis::RedisResult<T> = cmd.query_async(&mut *conn).await;
+    let left = st.cache_timeout.saturating_sub(started.elapsed());
+    let r: redis::RedisResult<T> =
+        match tokio::time::timeout(left, cmd.query_async(&mut *conn)).await {
+            Ok(r) => r,
+            Err(_) => {
+                conn.mark_broken();
+                tracing::warn!(
+                    timeout_s = st.cache_timeout.as_secs_f64(),
+                    "cache {what} got no reply within CACHE_TIMEOUT (skipped)"
+                );
+                return None;
+            }
+        };
     match conn.observe(r) {
         Ok(value) => Some(value),
         Err(e) => {
@@ -209,8 +231,9 @@ pub struct SlowBody {
 /// that a shutdown lets in-flight requests finish before closing the pools.
 pub async fn slow(
     State(st): State<AppState>,
-    Query(q): Query<SlowQuery>,
+    q: Result<Query<SlowQuery>, QueryRejection>,
 ) -> Result<Json<SlowBody>, AppError> {
+    let Query(q) = q?;
     let ms = q.ms.unwrap_or(1000);
     if ms > MAX_SLOW_MS {
         return Err(AppError::bad_request(format!(

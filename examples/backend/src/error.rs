@@ -1,12 +1,14 @@
 //! Request errors as JSON responses.
 //!
 //! Every failure becomes `{"error": "...", "class": "..."}` with a status:
-//! 400 / 404 for the caller's mistakes, 500 for a failed statement
+//! 400 / 404 / 405 for the caller's mistakes, 500 for a failed statement
 //! ([`ErrorClass::Query`]), 503 for anything the servers or the pools cause
-//! (timeouts, outages, a closed pool). Messages go through pool-core's
-//! redaction, so no password reaches a response or a log line.
+//! (timeouts, outages, a closed pool), with `Retry-After` (seconds) so
+//! clients and proxies back off instead of retrying at once. Messages go
+//! through pool-core's redaction, so no password reaches a response or a
+//! log line.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use pool_core::error::chain;
@@ -45,6 +47,15 @@ impl AppError {
             status: StatusCode::NOT_FOUND,
             class: None,
             message: message.into(),
+        }
+    }
+
+    /// 405 Method Not Allowed.
+    pub fn method_not_allowed() -> Self {
+        AppError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            class: None,
+            message: "method not allowed on this route".into(),
         }
     }
 
@@ -111,6 +122,30 @@ impl IntoResponse for AppError {
             error: &self.message,
             class: self.class,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        add_retry_after(&mut response);
+        response
+    }
+}
+
+/// Seconds a client is told to wait after a 503: about the time the pools
+/// need to notice a server is back (connect backoff capped at 1 s).
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// Adds `Retry-After` to a 503.
+pub fn add_retry_after(response: &mut Response) {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
+}
+
+/// A query string that does not parse (`/slow?ms=abc`): a JSON 400 naming
+/// the parameter, instead of axum's `text/plain` rejection.
+impl From<axum::extract::rejection::QueryRejection> for AppError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        AppError::bad_request(e.body_text())
     }
 }

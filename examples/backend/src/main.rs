@@ -14,7 +14,17 @@
 //!
 //! On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 //! requests finish (at most `SHUTDOWN_TIMEOUT`), closes both pools and
-//! exits 0.
+//! exits 0. A signal during the startup wait exits 0 at once.
+//!
+//! Exit statuses:
+//!
+//! | status | meaning |
+//! |---|---|
+//! | 0 | stopped by SIGTERM/SIGINT, every in-flight request finished |
+//! | 1 | startup failed (servers not ready in `STARTUP_TIMEOUT`, port in use) |
+//! | 2 | a bad setting |
+//! | 3 | `SHUTDOWN_TIMEOUT` ran out: in-flight requests were cut off |
+//! | 130, 143 | a second SIGINT / SIGTERM during the shutdown: exited at once |
 
 mod config;
 mod counter;
@@ -35,6 +45,9 @@ use std::process::ExitCode;
 const EXIT_STARTUP: u8 = 1;
 /// Exit status for a bad setting.
 const EXIT_CONFIG: u8 = 2;
+/// Exit status when `SHUTDOWN_TIMEOUT` ran out before in-flight requests
+/// finished (they were cut off: an orchestrator should know).
+const EXIT_DRAIN_TIMEOUT: u8 = 3;
 
 fn main() -> ExitCode {
     telemetry::init_logging();
@@ -100,7 +113,10 @@ async fn run(config: Config) -> ExitCode {
     );
     let ready = tokio::select! {
         r = async { tokio::join!(pg_probe.wait(&wait), redis_probe.wait(&wait)) } => r,
-        _ = shutdown.wait() => return ExitCode::SUCCESS,
+        signal = shutdown.wait() => {
+            tracing::info!(signal, "shutdown during the startup wait: exiting, nothing was served yet");
+            return ExitCode::SUCCESS;
+        }
     };
     match ready {
         (Ok(p), Ok(r)) => tracing::info!(
@@ -160,10 +176,16 @@ async fn serve(
     grace: std::time::Duration,
 ) -> ExitCode {
     let signalled = shutdown.clone();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(async move { signalled.wait().await });
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        signalled.wait().await;
+    });
     let deadline = async {
-        shutdown.wait().await;
+        let signal = shutdown.wait().await;
+        tracing::info!(
+            signal,
+            grace_s = grace.as_secs_f64(),
+            "shutting down: no new connections, finishing in-flight requests"
+        );
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
@@ -178,8 +200,12 @@ async fn serve(
             }
         },
         () = deadline => {
-            tracing::warn!(grace_s = grace.as_secs_f64(), "in-flight requests did not finish in time; exiting anyway");
-            ExitCode::SUCCESS
+            tracing::error!(
+                grace_s = grace.as_secs_f64(),
+                exit_code = EXIT_DRAIN_TIMEOUT,
+                "SHUTDOWN_TIMEOUT ran out: in-flight requests cut off"
+            );
+            ExitCode::from(EXIT_DRAIN_TIMEOUT)
         }
     }
 }

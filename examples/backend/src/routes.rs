@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/slow", get(counter::slow))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -103,11 +104,13 @@ fn http_status(status: HealthStatus) -> StatusCode {
     }
 }
 
+/// A health answer: never cached, and a 503 says when to ask again.
 fn no_store(status: StatusCode, body: impl IntoResponse) -> Response {
     let mut response = (status, body).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    crate::error::add_retry_after(&mut response);
     response
 }
 
@@ -129,4 +132,10 @@ async fn metrics(State(st): State<AppState>) -> Response {
 
 async fn not_found() -> AppError {
     AppError::not_found("no such route")
+}
+
+/// A known route with another method: a JSON 405 like every other error
+/// (axum's own has an empty body). axum adds the `Allow` header.
+async fn method_not_allowed() -> AppError {
+    AppError::method_not_allowed()
 }

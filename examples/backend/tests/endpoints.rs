@@ -155,6 +155,17 @@ fn counters_use_both_pools() {
     let body = app.get("/slow?ms=50").expect_json(200);
     assert_eq!(body, serde_json::json!({"slept_ms": 50}));
     app.get("/slow?ms=999999").expect_json(400);
+    // A query string that does not parse is a JSON 400 naming the
+    // parameter, like every other error (not axum's text/plain).
+    let body = app.get("/slow?ms=abc").expect_json(400);
+    assert!(body["error"].as_str().unwrap().contains("ms"), "{body}");
+    // A known route with another method: a JSON 405 and the Allow header.
+    let r = common::request(app.addr, "DELETE", "/health").unwrap();
+    let body = r.expect_json(405);
+    assert!(body["error"].as_str().unwrap().contains("method"), "{body}");
+    assert!(r.header("allow").unwrap_or("").contains("GET"), "{r:?}");
+    let r = common::request(app.addr, "PUT", "/counter/a").unwrap();
+    r.expect_json(405);
     app.assert_no_secret();
 }
 

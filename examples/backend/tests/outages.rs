@@ -42,8 +42,12 @@ fn postgres_outage_is_503_then_200_again() {
     assert_eq!(all["components"]["redis"]["status"], "up");
     app.get("/health/redis").expect_json(200);
     app.get("/health/simple").expect_json(200);
+    // 503s tell clients when to ask again.
+    assert_eq!(app.get("/health").header("retry-after"), Some("1"));
     // Requests that need PostgreSQL fail cleanly, with a JSON error.
-    let err = app.post("/counter/outage").expect_json(503);
+    let r = app.post("/counter/outage");
+    assert_eq!(r.header("retry-after"), Some("1"), "{r:?}");
+    let err = r.expect_json(503);
     assert!(
         err["error"].as_str().unwrap().contains("pool 'db'"),
         "{err}"
@@ -98,5 +102,49 @@ fn redis_outage_is_503_then_200_again() {
         (app.get("/health").status == 200).then_some(())
     });
     assert_eq!(app.post("/counter/r").expect_json(200)["cached"], true);
+    app.assert_no_secret();
+}
+
+/// With Redis gone, a cache read waits for it once (`CACHE_TIMEOUT`), not
+/// once for the read and again for the write-back; a frozen Redis (socket
+/// open, no reply) is bounded the same way.
+#[test]
+fn an_unavailable_cache_costs_one_cache_timeout_per_request() {
+    let mut servers = Servers::start();
+    // A long CACHE_TIMEOUT so that one wait and two waits are far apart.
+    let app = Backend::start(&servers, &[("CACHE_TIMEOUT", "1.5")]);
+    // 1.5 s once, with slack; twice would be 3 s.
+    const ONE_WAIT: Duration = Duration::from_millis(2400);
+    app.post("/counter/once").expect_json(200);
+    // Drop the cached value so that the read goes to PostgreSQL.
+    servers.redis.cmd(&["DEL", "backend:counter:once"]).unwrap();
+
+    // Frozen: the checkout's ping or the command gets no reply.
+    servers.redis.freeze().unwrap();
+    let started = std::time::Instant::now();
+    let body = app.get("/counter/once").expect_json(200);
+    let took = started.elapsed();
+    servers.redis.thaw().unwrap();
+    assert_eq!(
+        (body["source"].as_str(), body["cached"].as_bool()),
+        (Some("database"), Some(false)),
+        "{body}"
+    );
+    assert!(took < ONE_WAIT, "at most one CACHE_TIMEOUT: {took:?}");
+
+    // Stopped: connects are refused until the checkout gives up.
+    servers.redis.stop().unwrap();
+    let started = std::time::Instant::now();
+    let body = app.get("/counter/once").expect_json(200);
+    let took = started.elapsed();
+    assert_eq!(body["source"], "database", "{body}");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "waited for the cache: {took:?}"
+    );
+    assert!(took < ONE_WAIT, "one CACHE_TIMEOUT, not two: {took:?}");
+    // The write-back was not tried after the read found Redis unavailable.
+    let logs = app.logs();
+    assert!(!logs.contains("write skipped"), "{logs}");
     app.assert_no_secret();
 }

@@ -105,4 +105,73 @@ fn sigterm_during_the_startup_wait_exits_0() {
         !stderr.contains(common::PG_PASSWORD) && !stderr.contains(common::REDIS_PASSWORD),
         "{stderr}"
     );
+    // Nothing was served yet: no talk of in-flight requests.
+    assert!(stderr.contains("during the startup wait"), "{stderr}");
+    assert!(!stderr.contains("in-flight"), "{stderr}");
+}
+
+/// Starts the service with `SHUTDOWN_TIMEOUT`, puts a long request in
+/// flight and sends SIGTERM.
+fn shutting_down_with_a_slow_request(
+    servers: &Servers,
+    shutdown_timeout: &str,
+) -> (
+    Backend,
+    std::thread::JoinHandle<std::io::Result<common::Resp>>,
+) {
+    let app = Backend::start(servers, &[("SHUTDOWN_TIMEOUT", shutdown_timeout)]);
+    let addr = app.addr;
+    let slow = std::thread::spawn(move || common::request(addr, "GET", "/slow?ms=20000"));
+    common::wait_until("pg_sleep running", Duration::from_secs(5), || {
+        let n = servers
+            .pg
+            .psql("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'")
+            .unwrap();
+        (n != "0").then_some(())
+    });
+    app.signal(Signal::SIGTERM);
+    common::wait_until("the drain started", Duration::from_secs(5), || {
+        app.logs()
+            .contains("finishing in-flight requests")
+            .then_some(())
+    });
+    (app, slow)
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once_with_143() {
+    let servers = Servers::start();
+    let (mut app, slow) = shutting_down_with_a_slow_request(&servers, "30");
+    let signalled = Instant::now();
+    app.signal(Signal::SIGTERM);
+    let status = app.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(143), "{}", app.logs());
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        app.logs().contains("second shutdown signal"),
+        "{}",
+        app.logs()
+    );
+    // The request in flight was cut off, not answered.
+    assert!(slow.join().unwrap().map_or(true, |r| r.status != 200));
+    app.assert_no_secret();
+}
+
+#[test]
+fn shutdown_timeout_running_out_exits_3() {
+    let servers = Servers::start();
+    let (mut app, slow) = shutting_down_with_a_slow_request(&servers, "1");
+    let status = app.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(3), "{}", app.logs());
+    assert!(
+        app.logs().contains("SHUTDOWN_TIMEOUT ran out"),
+        "{}",
+        app.logs()
+    );
+    assert!(slow.join().unwrap().map_or(true, |r| r.status != 200));
+    app.assert_no_secret();
 }
