@@ -18,6 +18,8 @@
 //!   rule.
 //! - [`metrics`]: pool metrics through the `metrics` facade (the
 //!   application picks the exporter).
+//! - [`url`]: the one grammar of connection URLs (PostgreSQL URLs and
+//!   `key=value` strings, Redis URLs and Unix sockets).
 //! - [`redact`]: keeping passwords out of every message.
 //!
 //! A backend crate implements [`Manager`] (connect, ping, classify) and gets
@@ -33,6 +35,7 @@ pub mod redact;
 pub mod settings;
 pub mod startup;
 pub mod status;
+pub mod url;
 
 pub use backoff::RetryPolicy;
 pub use classify::ErrorClass;
@@ -41,3 +44,4 @@ pub use health::{HealthCheck, HealthReport, HealthStatus};
 pub use pool::{Manager, Pool, Pooled};
 pub use settings::PoolSettings;
 pub use status::{CloseReason, PoolCounters, PoolStatus};
+pub use url::{Backend, ConnUrl, Secret, UrlError};
