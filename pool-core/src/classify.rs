@@ -31,6 +31,20 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in declaration order (the order of [`ErrorClass::index`]).
+    pub const ALL: [ErrorClass; 5] = [
+        ErrorClass::Fatal,
+        ErrorClass::Unavailable,
+        ErrorClass::Disconnected,
+        ErrorClass::Timeout,
+        ErrorClass::Query,
+    ];
+
+    /// Its position in [`ErrorClass::ALL`], for arrays of counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// True when retrying later cannot succeed.
     pub fn is_fatal(self) -> bool {
         self == ErrorClass::Fatal
@@ -84,5 +98,12 @@ mod tests {
         assert!(!ErrorClass::Query.breaks_connection());
         assert!(!ErrorClass::Fatal.is_transient());
         assert!(ErrorClass::Fatal.is_fatal());
+    }
+
+    #[test]
+    fn the_class_table_is_in_index_order() {
+        for (i, class) in ErrorClass::ALL.into_iter().enumerate() {
+            assert_eq!(class.index(), i, "{class}");
+        }
     }
 }

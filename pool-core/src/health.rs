@@ -341,112 +341,11 @@ pub fn rfc3339(t: SystemTime) -> String {
 }
 
 #[cfg(test)]
-pub(crate) mod fake {
-    //! A manager whose behaviour a test chooses.
-
-    use super::HealthCheck;
-    use crate::{ErrorClass, Manager};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::Mutex;
-
-    /// How the fake behaves.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum FakeMode {
-        /// Everything works.
-        Ok,
-        /// Connects are refused (unavailable).
-        Refuse,
-        /// Connects fail with a fatal error.
-        Fatal,
-        /// Connects hang.
-        Hang,
-        /// Connects work; the health check fails (disconnected).
-        CheckFails,
-        /// Connects work; the health check hangs.
-        CheckHangs,
-    }
-
-    #[derive(Debug)]
-    pub struct FakeError(pub ErrorClass);
-
-    impl std::fmt::Display for FakeError {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(
-                f,
-                "fake {} error from postgres://app:hunter2@db/app",
-                self.0
-            )
-        }
-    }
-
-    impl std::error::Error for FakeError {}
-
-    #[derive(Debug)]
-    pub struct FakeManager {
-        pub mode: Mutex<FakeMode>,
-        next: AtomicU64,
-    }
-
-    impl FakeManager {
-        pub fn new(mode: FakeMode) -> Self {
-            FakeManager {
-                mode: Mutex::new(mode),
-                next: AtomicU64::new(1),
-            }
-        }
-
-        fn mode(&self) -> FakeMode {
-            *self.mode.lock().unwrap()
-        }
-    }
-
-    impl Manager for FakeManager {
-        type Connection = u64;
-        type Error = FakeError;
-
-        async fn connect(&self) -> Result<u64, FakeError> {
-            match self.mode() {
-                FakeMode::Refuse => Err(FakeError(ErrorClass::Unavailable)),
-                FakeMode::Fatal => Err(FakeError(ErrorClass::Fatal)),
-                FakeMode::Hang => std::future::pending().await,
-                _ => Ok(self.next.fetch_add(1, Ordering::Relaxed)),
-            }
-        }
-
-        async fn ping(&self, _conn: &mut u64) -> Result<(), FakeError> {
-            Ok(())
-        }
-
-        fn is_closed(&self, _conn: &u64) -> bool {
-            false
-        }
-
-        fn classify(&self, error: &FakeError) -> ErrorClass {
-            error.0
-        }
-
-        fn target(&self) -> String {
-            "fake://app:hunter2@db/app".into()
-        }
-    }
-
-    impl HealthCheck for FakeManager {
-        async fn check(&self, _conn: &mut u64) -> Result<(), FakeError> {
-            match self.mode() {
-                FakeMode::CheckFails => Err(FakeError(ErrorClass::Disconnected)),
-                FakeMode::CheckHangs => std::future::pending().await,
-                _ => Ok(()),
-            }
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
-    use super::fake::{FakeManager, FakeMode};
     use super::*;
     use crate::settings::Overflow;
     use crate::status::PoolCounters;
+    use crate::testing::{FakeManager, FakeMode};
     use crate::PoolSettings;
 
     fn status(in_use: u32, max_size: Option<u32>) -> PoolStatus {
@@ -697,7 +596,7 @@ mod tests {
             pool.health(Duration::from_millis(50)).await.status,
             HealthStatus::Down
         );
-        *pool.manager().mode.lock().unwrap() = FakeMode::Ok;
+        pool.manager().set_mode(FakeMode::Ok);
         let r = pool.health(Duration::from_millis(500)).await;
         assert_eq!(r.status, HealthStatus::Up, "{r:?}");
         assert!(r.last_error.is_some(), "the old error is still reported");

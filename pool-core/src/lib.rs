@@ -21,6 +21,8 @@
 //! - [`url`]: the one grammar of connection URLs (PostgreSQL URLs and
 //!   `key=value` strings, Redis URLs and Unix sockets).
 //! - [`redact`]: keeping passwords out of every message.
+//! - `testing` (tests and the `test-support` feature): a scriptable fake
+//!   manager for deterministic engine tests.
 //!
 //! A backend crate implements [`Manager`] (connect, ping, classify) and gets
 //! the whole contract.
@@ -35,6 +37,8 @@ pub mod redact;
 pub mod settings;
 pub mod startup;
 pub mod status;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod url;
 
 pub use backoff::RetryPolicy;

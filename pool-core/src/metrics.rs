@@ -97,41 +97,9 @@ pub const SECONDS_BUCKETS: [f64; 16] = [
     30.0,
 ];
 
-/// Error classes in label order (the index used by the handle arrays).
-const CLASSES: [ErrorClass; 5] = [
-    ErrorClass::Fatal,
-    ErrorClass::Unavailable,
-    ErrorClass::Disconnected,
-    ErrorClass::Timeout,
-    ErrorClass::Query,
-];
-
-fn class_index(class: ErrorClass) -> usize {
-    match class {
-        ErrorClass::Fatal => 0,
-        ErrorClass::Unavailable => 1,
-        ErrorClass::Disconnected => 2,
-        ErrorClass::Timeout => 3,
-        ErrorClass::Query => 4,
-    }
-}
-
-fn reason_index(reason: CloseReason) -> usize {
-    match reason {
-        CloseReason::Broken => 0,
-        CloseReason::Recycled => 1,
-        CloseReason::Overflow => 2,
-        CloseReason::ValidationFailed => 3,
-        CloseReason::Invalidated => 4,
-        CloseReason::Detached => 5,
-        CloseReason::Cancelled => 6,
-        CloseReason::PoolClosed => 7,
-    }
-}
-
 /// Registers help texts and units with the installed recorder (shown as
 /// `# HELP` lines by Prometheus). Call once, after installing the recorder.
-pub fn describe() {
+pub fn register_descriptions() {
     describe_gauge!(
         CONNECTIONS,
         Unit::Count,
@@ -212,8 +180,8 @@ pub(crate) struct PoolMetrics {
     pub usage: Histogram,
     pub create_time: Histogram,
     pub created: Counter,
-    closed: [Counter; 8],
-    connect_failures: [Counter; 5],
+    closed: [Counter; CloseReason::ALL.len()],
+    connect_failures: [Counter; ErrorClass::ALL.len()],
     pub validations: Counter,
 }
 
@@ -247,7 +215,7 @@ impl PoolMetrics {
             closed: CloseReason::ALL.map(|reason| {
                 counter!(CONNECTIONS_CLOSED, "pool" => pool.clone(), "reason" => reason.as_str())
             }),
-            connect_failures: CLASSES.map(|class| {
+            connect_failures: ErrorClass::ALL.map(|class| {
                 counter!(CONNECT_FAILURES, "pool" => pool.clone(), "class" => class.as_str())
             }),
             validations: counter!(VALIDATIONS, "pool" => pool.clone()),
@@ -256,12 +224,12 @@ impl PoolMetrics {
 
     /// Counts one closed connection.
     pub(crate) fn closed(&self, reason: CloseReason) {
-        self.closed[reason_index(reason)].increment(1);
+        self.closed[reason.index()].increment(1);
     }
 
     /// Counts one failed connection attempt.
     pub(crate) fn connect_failure(&self, class: ErrorClass) {
-        self.connect_failures[class_index(class)].increment(1);
+        self.connect_failures[class.index()].increment(1);
     }
 
     /// Sets the gauges from a snapshot.
@@ -388,7 +356,7 @@ pub(crate) mod recorder {
 mod tests {
     use super::recorder::TestRecorder;
     use super::*;
-    use crate::health::fake::{FakeManager, FakeMode};
+    use crate::testing::{FakeManager, FakeMode};
     use crate::{Pool, PoolSettings};
     use std::time::Duration;
 
@@ -446,7 +414,7 @@ mod tests {
                 reason.as_str()
             ));
         }
-        for class in CLASSES {
+        for class in ErrorClass::ALL {
             rec.get(&format!(
                 "db_pool_connect_failures_total{{pool=m1,class={}}}",
                 class.as_str()

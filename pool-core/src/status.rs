@@ -9,95 +9,90 @@
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-/// Why the pool closed a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CloseReason {
+/// The one table of close reasons: each row is the enum variant, the field
+/// of [`ClosedCounts`] (also its name in logs, metrics and JSON) and its doc.
+/// The enum, [`CloseReason::ALL`], [`CloseReason::as_str`], [`ClosedCounts`]
+/// and the counters' indices are all generated from it, so they cannot drift
+/// apart.
+macro_rules! close_reasons {
+    ($( $(#[doc = $doc:literal])* $variant:ident => $field:ident, )+) => {
+        /// Why the pool closed a connection.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum CloseReason {
+            $( $(#[doc = $doc])* $variant, )+
+        }
+
+        impl CloseReason {
+            /// Every reason, in table order (the order of [`CloseReason::index`]).
+            pub const ALL: [CloseReason; close_reasons!(@count $($variant)+)] =
+                [$(CloseReason::$variant),+];
+
+            /// A short lowercase name, as used in logs, metrics and JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( CloseReason::$variant => stringify!($field), )+
+                }
+            }
+
+            /// Its position in [`CloseReason::ALL`], for arrays of counters.
+            pub fn index(self) -> usize {
+                self as usize
+            }
+        }
+
+        /// Connections closed, by reason.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+        pub struct ClosedCounts {
+            $(
+                #[doc = concat!("See [`CloseReason::", stringify!($variant), "`].")]
+                pub $field: u64,
+            )+
+        }
+
+        impl ClosedCounts {
+            /// The count for one reason.
+            pub fn get(&self, reason: CloseReason) -> u64 {
+                match reason {
+                    $( CloseReason::$variant => self.$field, )+
+                }
+            }
+
+            /// Builds the counts from values indexed by [`CloseReason::index`].
+            fn from_indexed(values: [u64; CloseReason::ALL.len()]) -> Self {
+                ClosedCounts {
+                    $( $field: values[CloseReason::$variant.index()], )+
+                }
+            }
+        }
+    };
+    (@count $($x:ident)+) => { [$(close_reasons!(@one $x)),+].len() };
+    (@one $x:ident) => { () };
+}
+
+close_reasons! {
     /// The connection was found dead (closed socket, or the caller's error
     /// marked it broken).
-    Broken,
+    Broken => broken,
     /// It was older than `pool_recycle` at checkout.
-    Recycled,
+    Recycled => recycled,
     /// It was returned while `pool_size` connections were already idle.
-    Overflow,
+    Overflow => overflow,
     /// Its validation ping failed or timed out.
-    ValidationFailed,
-    /// Pre-ping is off and a disconnect was seen after its last use, so it
-    /// was closed rather than trusted (SQLAlchemy's invalidation).
-    Invalidated,
+    ValidationFailed => validation_failed,
+    /// It was last proven good before a disconnect the pool saw, so it was
+    /// closed rather than trusted (SQLAlchemy's invalidation).
+    Invalidated => invalidated,
     /// The caller took it out of the pool.
-    Detached,
+    Detached => detached,
     /// The checkout that held it was cancelled or timed out while
     /// validating it.
-    Cancelled,
+    Cancelled => cancelled,
     /// The pool was closed.
-    PoolClosed,
-}
-
-impl CloseReason {
-    /// Every reason, for metrics that pre-register their series.
-    pub const ALL: [CloseReason; 8] = [
-        CloseReason::Broken,
-        CloseReason::Recycled,
-        CloseReason::Overflow,
-        CloseReason::ValidationFailed,
-        CloseReason::Invalidated,
-        CloseReason::Detached,
-        CloseReason::Cancelled,
-        CloseReason::PoolClosed,
-    ];
-
-    /// A short lowercase name, as used in logs, metrics and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CloseReason::Broken => "broken",
-            CloseReason::Recycled => "recycled",
-            CloseReason::Overflow => "overflow",
-            CloseReason::ValidationFailed => "validation_failed",
-            CloseReason::Invalidated => "invalidated",
-            CloseReason::Detached => "detached",
-            CloseReason::Cancelled => "cancelled",
-            CloseReason::PoolClosed => "pool_closed",
-        }
-    }
-}
-
-/// Connections closed, by reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ClosedCounts {
-    /// See [`CloseReason::Broken`].
-    pub broken: u64,
-    /// See [`CloseReason::Recycled`].
-    pub recycled: u64,
-    /// See [`CloseReason::Overflow`].
-    pub overflow: u64,
-    /// See [`CloseReason::ValidationFailed`].
-    pub validation_failed: u64,
-    /// See [`CloseReason::Invalidated`].
-    pub invalidated: u64,
-    /// See [`CloseReason::Detached`].
-    pub detached: u64,
-    /// See [`CloseReason::Cancelled`].
-    pub cancelled: u64,
-    /// See [`CloseReason::PoolClosed`].
-    pub pool_closed: u64,
+    PoolClosed => pool_closed,
 }
 
 impl ClosedCounts {
-    /// The count for one reason.
-    pub fn get(&self, reason: CloseReason) -> u64 {
-        match reason {
-            CloseReason::Broken => self.broken,
-            CloseReason::Recycled => self.recycled,
-            CloseReason::Overflow => self.overflow,
-            CloseReason::ValidationFailed => self.validation_failed,
-            CloseReason::Invalidated => self.invalidated,
-            CloseReason::Detached => self.detached,
-            CloseReason::Cancelled => self.cancelled,
-            CloseReason::PoolClosed => self.pool_closed,
-        }
-    }
-
     /// All closes together.
     pub fn total(&self) -> u64 {
         CloseReason::ALL.iter().map(|r| self.get(*r)).sum()
@@ -179,7 +174,7 @@ pub(crate) struct Stats {
     pub created: AtomicU64,
     pub validations: AtomicU64,
     pub validations_skipped: AtomicU64,
-    closed: [AtomicU64; 8],
+    closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
 impl Stats {
@@ -188,11 +183,7 @@ impl Stats {
     }
 
     pub fn closed(&self, reason: CloseReason) {
-        let i = CloseReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0);
-        self.closed[i].fetch_add(1, Relaxed);
+        self.closed[reason.index()].fetch_add(1, Relaxed);
     }
 
     pub fn wait(&self, us: u64) {
@@ -201,7 +192,6 @@ impl Stats {
     }
 
     pub fn snapshot(&self) -> PoolCounters {
-        let c = |i: usize| self.closed[i].load(Relaxed);
         PoolCounters {
             checkouts: self.checkouts.load(Relaxed),
             checkouts_waited: self.checkouts_waited.load(Relaxed),
@@ -215,16 +205,7 @@ impl Stats {
             created: self.created.load(Relaxed),
             validations: self.validations.load(Relaxed),
             validations_skipped: self.validations_skipped.load(Relaxed),
-            closed: ClosedCounts {
-                broken: c(0),
-                recycled: c(1),
-                overflow: c(2),
-                validation_failed: c(3),
-                invalidated: c(4),
-                detached: c(5),
-                cancelled: c(6),
-                pool_closed: c(7),
-            },
+            closed: ClosedCounts::from_indexed(self.closed.each_ref().map(|c| c.load(Relaxed))),
         }
     }
 }

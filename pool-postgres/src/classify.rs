@@ -49,7 +49,7 @@ pub fn classify(e: &tokio_postgres::Error) -> ErrorClass {
 /// The error as shown in messages: the server's message with its SQLSTATE
 /// (`sorry, too many clients already (SQLSTATE 53300)`), or the client
 /// error with its causes; redacted.
-pub fn describe(e: &tokio_postgres::Error) -> String {
+pub fn error_message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut msg = format!("{}: {}", db.severity(), db.message());

@@ -29,7 +29,7 @@ impl PgManager {
     /// naming the pool (so operators can tell its sessions apart).
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
         let config = pg_config(settings)?;
-        let target = describe(&config);
+        let target = target_of(&config);
         let inner = deadpool_postgres::Manager::from_config(
             config.clone(),
             NoTls,
@@ -95,7 +95,7 @@ pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
 }
 
 /// `postgres://user@host:port/db`, never with the password.
-pub fn describe(config: &Config) -> String {
+pub fn target_of(config: &Config) -> String {
     let hosts: Vec<String> = config
         .get_hosts()
         .iter()
@@ -141,8 +141,8 @@ impl Manager for PgManager {
         crate::classify(error)
     }
 
-    fn describe(&self, error: &tokio_postgres::Error) -> String {
-        crate::classify::describe(error)
+    fn error_message(&self, error: &tokio_postgres::Error) -> String {
+        crate::classify::error_message(error)
     }
 
     fn target(&self) -> String {

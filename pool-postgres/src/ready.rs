@@ -1,6 +1,6 @@
 //! The PostgreSQL startup wait: DNS, TCP, then an authenticated `SELECT 1`.
 
-use crate::manager::{describe, pg_config};
+use crate::manager::{pg_config, target_of};
 use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
 use pool_core::{ErrorClass, PoolSettings, SettingsError};
 use tokio_postgres::config::Host;
@@ -30,7 +30,7 @@ impl PgProbe {
 
     /// A probe for a `tokio_postgres` configuration.
     pub fn from_config(config: Config) -> Self {
-        let target = describe(&config);
+        let target = target_of(&config);
         PgProbe { config, target }
     }
 
@@ -83,7 +83,7 @@ impl Probe for PgProbe {
 /// Turns a connect or query error into a diagnosis.
 pub fn failure(e: &tokio_postgres::Error) -> Failure {
     let class = crate::classify(e);
-    let message = crate::classify::describe(e);
+    let message = crate::classify::error_message(e);
     let code = e.code().map(|c| c.code()).unwrap_or("");
     match code {
         "28P01" | "28000" => Failure::new(Stage::Auth, class, message)

@@ -28,7 +28,7 @@ impl RedisManager {
     /// keepalive and `tcp_user_timeout`.
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
         let info = connection_info(settings)?;
-        let target = describe(&info);
+        let target = target_of(&info);
         let inner =
             RedisConnectionManager::new(info.clone()).map_err(|e| SettingsError::InvalidUrl {
                 variable: settings.url_var.clone(),
@@ -93,7 +93,7 @@ pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, Settin
 }
 
 /// `redis://[user@]host:port/db`, never with the password.
-pub fn describe(info: &ConnectionInfo) -> String {
+pub fn target_of(info: &ConnectionInfo) -> String {
     let r = info.redis_settings();
     let user = r.username().map(|u| format!("{u}@")).unwrap_or_default();
     let addr = match info.addr() {

@@ -1,7 +1,7 @@
 //! The Redis startup wait: DNS, TCP, then `AUTH` (when the URL has
 //! credentials) and `PING`.
 
-use crate::manager::{connection_info, describe};
+use crate::manager::{connection_info, target_of};
 use bb8_redis::redis::{
     self, aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, RedisError,
 };
@@ -31,7 +31,7 @@ impl RedisProbe {
 
     /// A probe for parsed connection info.
     pub fn from_info(info: ConnectionInfo) -> Self {
-        let target = describe(&info);
+        let target = target_of(&info);
         RedisProbe { info, target }
     }
 

@@ -34,7 +34,7 @@ pub fn install_metrics() -> Result<PrometheusHandle, BuildError> {
             &pool_core::metrics::SECONDS_BUCKETS,
         )?
         .install_recorder()?;
-    pool_core::metrics::describe();
+    pool_core::metrics::register_descriptions();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
