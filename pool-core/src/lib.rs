@@ -34,6 +34,7 @@ pub mod health;
 pub mod metrics;
 pub mod pool;
 pub mod redact;
+pub mod secret_file;
 pub mod settings;
 pub mod startup;
 pub mod status;

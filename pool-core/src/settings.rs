@@ -258,7 +258,9 @@ impl SettingsSource {
                 .prefix_separator("_")
                 .source(Some(env_map)),
         );
-        if let Some(url) = vars.get(&self.url_var) {
+        // The URL variable, or a file named by `{url_var}_FILE` (a secret).
+        let url_from_env = crate::secret_file::lookup(&self.url_var, |k| vars.get(k).cloned())?;
+        if let Some(url) = &url_from_env {
             builder = builder
                 .set_override("url", url.clone())
                 .map_err(|e| SettingsError::Source(e.to_string()))?;
@@ -271,7 +273,8 @@ impl SettingsSource {
             match cfg.get::<String>(key) {
                 Ok(v) => {
                     let env_name = self.env_name(key);
-                    let from_env = vars.contains_key(&env_name);
+                    let from_env =
+                        vars.contains_key(&env_name) || (key == "url" && url_from_env.is_some());
                     let origin = if from_env {
                         env_name
                     } else {
@@ -633,6 +636,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pool_size in") && err.contains("-4"), "{err}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn the_url_can_come_from_a_secret_file() {
+        let dir = std::env::temp_dir().join(format!("pool-core-url-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("database_url");
+        std::fs::write(&path, "postgres://app:Sekrit-9@db/app\n").unwrap();
+        let s = SettingsSource::new("DB_", "DATABASE_URL")
+            .vars([("DATABASE_URL_FILE", path.to_str().unwrap())])
+            .load()
+            .unwrap();
+        assert_eq!(
+            s.url.as_ref().unwrap().expose(),
+            "postgres://app:Sekrit-9@db/app"
+        );
+        let err = SettingsSource::new("DB_", "DATABASE_URL")
+            .vars([("DATABASE_URL_FILE", dir.join("nope").to_str().unwrap())])
+            .load()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_URL_FILE"), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

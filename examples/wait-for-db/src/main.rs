@@ -62,12 +62,26 @@ fn fail(code: i32, message: &str) -> ! {
 
 /// Reads the targets, or exits 2 with the reason.
 fn read_targets(args: &[String], attempt_timeout: Duration) -> Vec<Target> {
-    let targets = targets::from_args_or_env(args, |v| std::env::var(v).ok(), attempt_timeout)
+    // Without arguments: DATABASE_URL and REDIS_URL, each possibly read
+    // from the file its `_FILE` variable names (a Docker secret).
+    let mut env = std::collections::HashMap::new();
+    if args.is_empty() {
+        for var in [pool_postgres::URL_VAR, pool_redis::URL_VAR] {
+            match pool_core::secret_file::lookup(var, |k| std::env::var(k).ok()) {
+                Ok(Some(value)) => {
+                    env.insert(var, value);
+                }
+                Ok(None) => {}
+                Err(e) => fail(exit::USAGE, &e.to_string()),
+            }
+        }
+    }
+    let targets = targets::from_args_or_env(args, |v| env.get(v).cloned(), attempt_timeout)
         .unwrap_or_else(|e| fail(exit::USAGE, &e.to_string()));
     if targets.is_empty() {
         fail(
             exit::USAGE,
-            "no TARGET given and neither DATABASE_URL nor REDIS_URL is set",
+            "no TARGET given and neither DATABASE_URL nor REDIS_URL is set (nor DATABASE_URL_FILE, REDIS_URL_FILE)",
         );
     }
     targets

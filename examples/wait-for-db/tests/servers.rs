@@ -241,3 +241,29 @@ fn doctor_on_healthy_servers() {
     assert!(out.stdout.contains("[FAIL] login"), "{}", out.stdout);
     assert!(out.stdout.contains("28P01"), "{}", out.stdout);
 }
+
+/// `DATABASE_URL_FILE` / `REDIS_URL_FILE` name files holding the URLs (Docker
+/// secrets), so the password is not in the container's environment.
+#[test]
+fn url_files_stand_for_the_variables() {
+    let redis = RedisServer::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis_url");
+    std::fs::write(&file, format!("{}\n", redis.url())).unwrap();
+    let mut cmd = wait_for_db();
+    cmd.args(["--json", "--timeout", "10"])
+        .env("REDIS_URL_FILE", &file);
+    let v = Running::spawn(cmd).finish().json();
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 1, "{v}");
+    assert_eq!(targets[0]["outcome"], "ready", "{v}");
+
+    // A file that cannot be read: a usage error naming the variable.
+    let mut cmd = wait_for_db();
+    cmd.env("DATABASE_URL_FILE", dir.path().join("missing"));
+    Running::spawn(cmd)
+        .finish()
+        .expect_code(2)
+        .stderr_has("DATABASE_URL_FILE")
+        .stderr_has("missing");
+}

@@ -19,6 +19,8 @@ pub fn wait_for_db() -> Command {
     for var in [
         "DATABASE_URL",
         "REDIS_URL",
+        "DATABASE_URL_FILE",
+        "REDIS_URL_FILE",
         "WAIT_FOR_DB_LOG",
         "DB_POOL_SIZE",
         "DB_MAX_OVERFLOW",
