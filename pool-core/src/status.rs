@@ -120,6 +120,10 @@ pub struct PoolCounters {
     pub connect_attempts: u64,
     /// Connection attempts that failed.
     pub connect_failures: u64,
+    /// Connection attempts abandoned midway (the checkout was cancelled or
+    /// the pool closed): `connect_attempts = created + connect_failures +
+    /// connects_cancelled`.
+    pub connects_cancelled: u64,
     /// Connections opened.
     pub created: u64,
     /// Validation pings sent.
@@ -171,6 +175,7 @@ pub(crate) struct Stats {
     pub returns: AtomicU64,
     pub connect_attempts: AtomicU64,
     pub connect_failures: AtomicU64,
+    pub connects_cancelled: AtomicU64,
     pub created: AtomicU64,
     pub validations: AtomicU64,
     pub validations_skipped: AtomicU64,
@@ -202,6 +207,7 @@ impl Stats {
             returns: self.returns.load(Relaxed),
             connect_attempts: self.connect_attempts.load(Relaxed),
             connect_failures: self.connect_failures.load(Relaxed),
+            connects_cancelled: self.connects_cancelled.load(Relaxed),
             created: self.created.load(Relaxed),
             validations: self.validations.load(Relaxed),
             validations_skipped: self.validations_skipped.load(Relaxed),

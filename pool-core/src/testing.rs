@@ -269,6 +269,16 @@ impl FakeManager {
         self.script(op).lock().unwrap().queue.push_back(step);
     }
 
+    /// Steps still queued for `op`.
+    pub fn queued(&self, op: Op) -> usize {
+        self.script(op).lock().unwrap().queue.len()
+    }
+
+    /// Drops the steps queued for `op`.
+    pub fn clear_queue(&self, op: Op) {
+        self.script(op).lock().unwrap().queue.clear();
+    }
+
     /// Marks a connection dead, as if the server had closed it:
     /// `is_closed` is true for it from now on.
     pub fn kill(&self, id: u64) {

@@ -5,8 +5,9 @@
 //! the driver knows its socket is closed, or when the pool is closed; it is
 //! closed as *overflow* when `pool_size` connections are already idle
 //! (SQLAlchemy's `max_overflow`: extra connections live only while the load
-//! needs them). Otherwise it goes on top of the idle stack. The slot is
-//! released last, so the waiter it wakes finds the connection there.
+//! needs them), unless checkouts are waiting for one: then it is kept for
+//! them. Otherwise it goes on top of the idle stack. The slot is released
+//! last, so the waiter it wakes finds the connection there.
 
 use super::{Inner, Manager, Tracked};
 use crate::status::CloseReason;
@@ -26,24 +27,39 @@ impl<M: Manager> Inner<M> {
         self.in_use.fetch_sub(1, Relaxed);
         let reason = if broken {
             CloseReason::Broken
-        } else if self.closed.load(Relaxed) {
-            CloseReason::PoolClosed
         } else if self.manager.is_closed(&tracked.conn) {
             self.note_disconnect();
             CloseReason::Broken
         } else {
             let mut idle = super::lock(&self.idle);
-            if idle.len() < self.settings.pool_size as usize {
+            // Checked under the idle lock, which `Pool::close` holds while it
+            // sets the flag and empties the stack: a return racing `close`
+            // either lands before it (and is closed with the stack) or sees
+            // the flag.
+            if self.closed.load(Relaxed) {
+                drop(idle);
+                CloseReason::PoolClosed
+            } else if idle.len() < self.settings.pool_size as usize + self.demand() {
                 idle.push(tracked);
                 drop(idle);
                 self.release_slot();
+                self.wake_sleepers();
                 return;
+            } else {
+                drop(idle);
+                CloseReason::Overflow
             }
-            drop(idle);
-            CloseReason::Overflow
         };
         self.close(tracked, reason);
         self.release_slot();
+    }
+
+    /// Checkouts that will take an idle connection as soon as one is there:
+    /// those queued for a slot and those sleeping in backoff. A connection
+    /// returned while they wait is kept for them even beyond `pool_size`,
+    /// rather than closed as overflow and reopened by the waiter.
+    fn demand(&self) -> usize {
+        (self.waiting.load(Relaxed) + self.backing_off.load(Relaxed)) as usize
     }
 
     /// Closes a connection the pool holds.

@@ -12,7 +12,7 @@
 //! anywhere (the caller's own timeout, a cancelled task) gives everything
 //! back and keeps the counters exact.
 
-use super::admission::Slot;
+use super::admission::{InFlight, Slot};
 use super::events::Outcome;
 use super::policy::Verdict;
 use super::{lock, Inner, Manager, Pool, Pooled, Tracked};
@@ -85,15 +85,19 @@ impl<M: Manager> Pool<M> {
             .unwrap_or(start + Duration::from_secs(365 * 24 * 3600));
         // Wrapping the future moves it (a large memcpy): only when a
         // subscriber wants the span.
+        let checkout = self.checkout(deadline);
+        tokio::pin!(checkout);
         let outer = if span.is_disabled() {
-            tokio::time::timeout_at(deadline, self.checkout()).await
+            tokio::time::timeout_at(deadline, &mut checkout).await
         } else {
-            tokio::time::timeout_at(deadline, self.checkout())
+            tokio::time::timeout_at(deadline, &mut checkout)
                 .instrument(span.clone())
                 .await
         };
         let result = match outer {
             Ok(result) => result,
+            // The error is built while the checkout still counts itself
+            // (as waiting, say), so its snapshot includes it.
             Err(_) => Err(self.timeout_error(timeout, start.elapsed())),
         };
         // A successful checkout carries the time it ended (read by `vet` or
@@ -129,13 +133,15 @@ impl<M: Manager> Pool<M> {
 
     /// The full checkout: a slot, then an idle connection that passes the
     /// policy, else a new one, retrying unavailable servers with backoff.
-    async fn checkout(&self) -> Result<Pooled<M>, PoolError> {
+    /// A closed pool ends it at any await point.
+    async fn checkout(&self, deadline: Instant) -> Result<Pooled<M>, PoolError> {
         let inner = &self.inner;
         if inner.closed.load(Relaxed) {
             return Err(inner.closed_error());
         }
         let slot = inner.acquire_slot().await?;
         let mut delays = None;
+        let mut last_attempt_made = false;
         loop {
             if inner.closed.load(Relaxed) {
                 return Err(inner.closed_error());
@@ -146,17 +152,20 @@ impl<M: Manager> Pool<M> {
                     tracked: Some(tracked),
                 };
                 match inner.vet(held.get()).await {
-                    Ok(now) => return Ok(self.hand_out(held.take(), slot, now)),
+                    Ok(now) => return self.hand_out_open(held.take(), slot, now),
                     Err(reason) => {
                         inner.close(held.take(), reason);
                         continue;
                     }
                 }
             }
-            match Box::pin(inner.connect_one()).await {
+            let Some(attempt) = Box::pin(inner.connect_one()).await else {
+                return Err(inner.closed_error());
+            };
+            match attempt {
                 Ok(tracked) => {
                     let created = tracked.created;
-                    return Ok(self.hand_out(tracked, slot, created));
+                    return self.hand_out_open(tracked, slot, created);
                 }
                 Err(failure) if failure.class.is_fatal() => {
                     return Err(PoolError::Fatal {
@@ -171,10 +180,32 @@ impl<M: Manager> Pool<M> {
                         .get_or_insert_with(|| inner.settings.retry.delays())
                         .next()
                         .unwrap_or(inner.settings.retry.max);
-                    tokio::time::sleep(delay).await;
+                    let wake_at = inner.next_attempt_at(
+                        Instant::now(),
+                        delay,
+                        deadline,
+                        &mut last_attempt_made,
+                    );
+                    inner.back_off_until(wake_at).await;
                 }
             }
         }
+    }
+
+    /// Hands a connection out unless the pool closed meanwhile (on another
+    /// thread); then it goes back, and is closed with the pool.
+    fn hand_out_open(
+        &self,
+        tracked: Tracked<M::Connection>,
+        slot: Slot<'_, M>,
+        now: Instant,
+    ) -> Result<Pooled<M>, PoolError> {
+        let pooled = self.hand_out(tracked, slot, now);
+        if self.inner.closed.load(Relaxed) {
+            drop(pooled);
+            return Err(self.inner.closed_error());
+        }
+        Ok(pooled)
     }
 
     /// Turns a vetted or new connection and its slot into a [`Pooled`],
@@ -211,6 +242,25 @@ impl<M: Manager> Inner<M> {
     fn pop_idle(&self) -> Option<Tracked<M::Connection>> {
         lock(&self.idle).pop()
     }
+
+    /// Sleeps in backoff until `wake_at`, or until woken: by a returned
+    /// connection (taken on the next turn of the loop), a successful connect
+    /// elsewhere (the server is back) or the pool closing.
+    async fn back_off_until(&self, wake_at: Instant) {
+        let _sleeping = InFlight::count(&self.backing_off);
+        let woken = self.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        // Registered first, checked second: a return or close that came
+        // in between is not missed.
+        if self.closed.load(Relaxed) || !lock(&self.idle).is_empty() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(wake_at) => {}
+            _ = woken => {}
+        }
+    }
 }
 
 /// An idle connection being vetted; closed (as cancelled) if the checkout is
@@ -233,7 +283,12 @@ impl<M: Manager> Held<'_, M> {
 impl<M: Manager> Drop for Held<'_, M> {
     fn drop(&mut self) {
         if let Some(tracked) = self.tracked.take() {
-            self.inner.close(tracked, CloseReason::Cancelled);
+            let reason = if self.inner.closed.load(Relaxed) {
+                CloseReason::PoolClosed
+            } else {
+                CloseReason::Cancelled
+            };
+            self.inner.close(tracked, reason);
         }
     }
 }

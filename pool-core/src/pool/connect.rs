@@ -11,6 +11,7 @@ use super::{Inner, Manager, Tracked};
 use crate::classify::ErrorClass;
 use crate::error::Cause;
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// A connection attempt that failed.
@@ -27,32 +28,46 @@ pub(super) struct ConnectFailure {
 struct ConnectTimedOut(f64);
 
 impl<M: Manager> Inner<M> {
-    /// One connection attempt.
-    pub(super) async fn connect_one(&self) -> Result<Tracked<M::Connection>, ConnectFailure> {
+    /// One connection attempt; `None` when the pool closed meanwhile (the
+    /// attempt is abandoned).
+    pub(super) async fn connect_one(
+        &self,
+    ) -> Option<Result<Tracked<M::Connection>, ConnectFailure>> {
+        let mut attempt = Attempt {
+            inner: self,
+            _connecting: InFlight::count(&self.connecting),
+            ended: false,
+        };
         self.events.connect_started();
-        let connecting = InFlight::count(&self.connecting);
         let limit = self.settings.connect_timeout;
         let begun = Instant::now();
-        let outcome = tokio::time::timeout(limit, self.manager.connect()).await;
-        drop(connecting);
+        let outcome = self
+            .unless_closed(tokio::time::timeout(limit, self.manager.connect()))
+            .await?;
+        attempt.ended = true;
+        drop(attempt);
         let failure = match outcome {
             Ok(Ok(conn)) => {
                 let now = Instant::now();
                 let took = now - begun;
                 let open = self.open.fetch_add(1, Relaxed) + 1;
                 self.events.connected(took);
+                self.last_connect_ns
+                    .store(took.as_nanos().max(1) as u64, Relaxed);
+                // The server answers: checkouts sleeping in backoff try now.
+                self.wake_sleepers();
                 tracing::debug!(
                     pool = %self.settings.name,
                     connect_ms = took.as_millis() as u64,
                     open,
                     "connection opened"
                 );
-                return Ok(Tracked {
+                return Some(Ok(Tracked {
                     conn,
                     created: now,
                     retire_at: self.retire_at(now),
                     last_ok: now,
-                });
+                }));
             }
             Ok(Err(e)) => ConnectFailure {
                 class: self.manager.classify(&e),
@@ -72,6 +87,55 @@ impl<M: Manager> Inner<M> {
         };
         tracing::debug!(pool = %self.settings.name, cause = %cause, "connect attempt failed");
         self.record(cause);
-        Err(failure)
+        Some(Err(failure))
+    }
+
+    /// When a checkout that just failed to connect should try again: after
+    /// its backoff `delay`, unless that leaves no time before `deadline` for
+    /// one more connect; then the last attempt starts as late as still fits
+    /// (the deadline minus twice the last successful connect time, or
+    /// 100 ms before any), once. After that last attempt the checkout only
+    /// waits (to be woken by a returned connection) until its deadline.
+    pub(super) fn next_attempt_at(
+        &self,
+        now: Instant,
+        delay: Duration,
+        deadline: Instant,
+        last_attempt_made: &mut bool,
+    ) -> Instant {
+        let last_ns = self.last_connect_ns.load(Relaxed);
+        let estimate = if last_ns == 0 {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_nanos(last_ns.saturating_mul(2))
+        }
+        .min(self.settings.connect_timeout);
+        let latest_start = deadline.checked_sub(estimate).unwrap_or(now);
+        let by_backoff = now + delay;
+        if by_backoff <= latest_start {
+            by_backoff
+        } else if !*last_attempt_made {
+            *last_attempt_made = true;
+            latest_start.max(now)
+        } else {
+            deadline
+        }
+    }
+}
+
+/// A connect attempt in flight: counted in `connecting` while it lives, and
+/// as cancelled if dropped before it ended (so `connect_attempts = created +
+/// connect_failures + connects_cancelled` holds whatever happens).
+struct Attempt<'a, M: Manager> {
+    inner: &'a Inner<M>,
+    _connecting: InFlight<'a>,
+    ended: bool,
+}
+
+impl<M: Manager> Drop for Attempt<'_, M> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.inner.events.connect_cancelled();
+        }
     }
 }

@@ -111,6 +111,11 @@ impl Events {
         self.metrics.connect_failure(class);
     }
 
+    /// A connection attempt was abandoned midway.
+    pub(crate) fn connect_cancelled(&self) {
+        Stats::inc(&self.stats.connects_cancelled);
+    }
+
     /// A validation ping was sent.
     pub(crate) fn validated(&self) {
         Stats::inc(&self.stats.validations);

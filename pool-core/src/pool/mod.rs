@@ -38,8 +38,12 @@ mod checkout;
 mod connect;
 mod events;
 mod manager;
+#[cfg(test)]
+mod model_tests;
 mod policy;
 mod pooled;
+#[cfg(test)]
+mod tests;
 
 pub use manager::Manager;
 pub use pooled::Pooled;
@@ -52,7 +56,7 @@ use events::Events;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 /// An idle or checked-out connection with the facts the policy needs.
@@ -97,7 +101,20 @@ struct Inner<M: Manager> {
     /// Nanoseconds after `base` of the last disconnect seen (0 = none).
     disconnect_mark: AtomicU64,
     last_error: Mutex<Option<LastError>>,
+    /// Set by [`Pool::close`], under the idle lock (so a return cannot push
+    /// onto the stack after `close` emptied it).
     closed: AtomicBool,
+    /// Wakes checkouts sleeping in backoff: a connection came back, a
+    /// connect succeeded (the server is back), or the pool closed.
+    wake: Notify,
+    /// Checkouts sleeping in backoff (each holds a slot and wants a
+    /// connection).
+    backing_off: AtomicU32,
+    /// Ends connects and pings in flight when the pool closes.
+    closing: Notify,
+    /// Nanoseconds the last successful connect took (0 = none yet), to time
+    /// the last attempt before a deadline.
+    last_connect_ns: AtomicU64,
 }
 
 /// A pool of connections made by a [`Manager`]. Cheap to clone; clones share
@@ -150,6 +167,10 @@ impl<M: Manager> Pool<M> {
                 disconnect_mark: AtomicU64::new(0),
                 last_error: Mutex::new(None),
                 closed: AtomicBool::new(false),
+                wake: Notify::new(),
+                backing_off: AtomicU32::new(0),
+                closing: Notify::new(),
+                last_connect_ns: AtomicU64::new(0),
                 settings,
             }),
         }
@@ -205,8 +226,11 @@ impl<M: Manager> Pool<M> {
     }
 
     /// Records that the server dropped connections (a caller saw a
-    /// disconnect elsewhere): every idle connection is validated at its next
-    /// checkout, whatever the bypass window.
+    /// disconnect elsewhere). As SQLAlchemy does, every connection last
+    /// proven good before now is invalidated: the idle ones are closed at
+    /// once (not pinged one at a time, which costs `validation_timeout` each
+    /// when the server is a black hole), the checked-out ones at their next
+    /// checkout unless a round trip proved them good since.
     pub fn note_disconnect(&self) {
         self.inner.note_disconnect();
     }
@@ -214,13 +238,22 @@ impl<M: Manager> Pool<M> {
     /// Closes the pool: idle connections are closed now, checked-out ones
     /// when they come back; waiting and later checkouts fail with
     /// [`PoolError::Closed`].
+    ///
+    /// Connects and validation pings in flight are abandoned at once (their
+    /// checkouts fail with [`PoolError::Closed`]), and checkouts sleeping in
+    /// backoff wake up to fail.
     pub fn close(&self) {
         let inner = &self.inner;
-        inner.closed.store(true, Relaxed);
+        let idle: Vec<_> = {
+            let mut idle = lock(&inner.idle);
+            inner.closed.store(true, Relaxed);
+            std::mem::take(&mut *idle)
+        };
         if let Some(slots) = &inner.slots {
             slots.close();
         }
-        let idle: Vec<_> = std::mem::take(&mut *lock(&inner.idle));
+        inner.closing.notify_waiters();
+        inner.wake.notify_waiters();
         for tracked in idle {
             inner.close(tracked, CloseReason::PoolClosed);
         }
@@ -244,5 +277,28 @@ impl<M: Manager> Inner<M> {
     /// The error of a checkout on a closed pool.
     fn closed_error(&self) -> PoolError {
         PoolError::Closed(self.settings.name.clone())
+    }
+
+    /// Runs `f` unless the pool closes first (then `None`, and `f` is
+    /// dropped: a connect or ping in flight is abandoned).
+    async fn unless_closed<F: std::future::Future>(&self, f: F) -> Option<F::Output> {
+        let closing = self.closing.notified();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
+        if self.closed.load(Relaxed) {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            _ = closing => None,
+            out = f => Some(out),
+        }
+    }
+
+    /// Wakes the checkouts sleeping in backoff, if any (free otherwise).
+    fn wake_sleepers(&self) {
+        if self.backing_off.load(Relaxed) > 0 {
+            self.wake.notify_waiters();
+        }
     }
 }

@@ -12,10 +12,11 @@
 //! - one proven good (opened, pinged, or an answer the caller passed through
 //!   [`Pooled::observe`](super::Pooled::observe)) less than the bypass window
 //!   ago is handed out unpinged;
-//! - one last proven good before a disconnect the pool saw is suspect: with
-//!   pre-ping on it is pinged, without pre-ping it is closed (SQLAlchemy's
-//!   invalidation: a disconnect on one connection usually means the server
-//!   restarted and every older connection is dead too);
+//! - one last proven good before a disconnect the pool saw is closed
+//!   without a ping (SQLAlchemy's invalidation: a disconnect on one
+//!   connection usually means the server restarted or the network broke, and
+//!   every older connection is dead too; pinging them one at a time costs a
+//!   `validation_timeout` each when the server is a black hole);
 //! - anything else is pinged, within `validation_timeout`.
 //!
 //! [`Inner::verdict`] decides without I/O, so the synchronous fast path and
@@ -51,15 +52,16 @@ impl<M: Manager> Inner<M> {
         if self.manager.is_closed(&t.conn) {
             return Verdict::Close(CloseReason::Broken);
         }
-        let stale = self.seen_before_disconnect(t.last_ok);
+        if self.seen_before_disconnect(t.last_ok) {
+            return Verdict::Close(CloseReason::Invalidated);
+        }
         let s = &self.settings;
-        match (s.pre_ping, stale) {
-            (false, true) => Verdict::Close(CloseReason::Invalidated),
-            (false, false) => Verdict::Use,
-            (true, false) if now.duration_since(t.last_ok) < s.pre_ping_window => {
-                Verdict::UseUnpinged
-            }
-            (true, _) => Verdict::Ping,
+        if !s.pre_ping {
+            Verdict::Use
+        } else if now.duration_since(t.last_ok) < s.pre_ping_window {
+            Verdict::UseUnpinged
+        } else {
+            Verdict::Ping
         }
     }
 
@@ -84,11 +86,13 @@ impl<M: Manager> Inner<M> {
         }
         let s = &self.settings;
         self.events.validated();
-        let outcome = tokio::time::timeout(
+        let ping = tokio::time::timeout(
             s.validation_timeout,
             Box::pin(self.manager.ping(&mut t.conn)),
-        )
-        .await;
+        );
+        let Some(outcome) = self.unless_closed(ping).await else {
+            return Err(CloseReason::PoolClosed);
+        };
         let failure = match outcome {
             Ok(Ok(())) => {
                 t.last_ok = Instant::now();
@@ -121,11 +125,26 @@ impl<M: Manager> Inner<M> {
         Some(created + recycle - spread.mul_f64(fastrand::f64()))
     }
 
-    /// Marks "now" as the last disconnect: every connection last proven
-    /// good before it is suspect.
+    /// Marks "now" as the last disconnect and closes, at once, every idle
+    /// connection last proven good before it; the checked-out ones are
+    /// judged by the same mark at their next checkout.
     pub(super) fn note_disconnect(&self) {
         let now = self.base.elapsed().as_nanos() as u64 + 1;
         self.disconnect_mark.fetch_max(now, Relaxed);
+        let stale: Vec<_> = {
+            let mut idle = super::lock(&self.idle);
+            if idle.is_empty() {
+                return;
+            }
+            let (stale, fresh) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|t| self.seen_before_disconnect(t.last_ok));
+            *idle = fresh;
+            stale
+        };
+        for t in stale {
+            self.close(t, CloseReason::Invalidated);
+        }
     }
 
     /// True when `last_ok` is not after the last disconnect.

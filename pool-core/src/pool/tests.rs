@@ -1,0 +1,398 @@
+//! Deterministic engine tests: the scriptable fake manager
+//! ([`crate::testing`]) and tokio's paused clock put every race and await
+//! point of the engine under a test that gives the same answer every run.
+
+use super::*;
+use crate::settings::Overflow;
+use crate::testing::{FakeError, FakeManager, Op, Step};
+use crate::{ErrorClass, RetryPolicy};
+use std::time::Duration;
+use tokio::time::{sleep, timeout};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn settings(pool_size: u32, overflow: u32) -> PoolSettings {
+    let mut s = PoolSettings::new("t");
+    s.pool_size = pool_size;
+    s.max_overflow = Overflow::Limited(overflow);
+    s.pool_timeout = Duration::from_secs(30);
+    s.pre_ping = true;
+    s.pre_ping_window = ms(500);
+    s.validation_timeout = Duration::from_secs(1);
+    s.connect_timeout = Duration::from_secs(5);
+    s.retry = RetryPolicy {
+        initial: ms(50),
+        max: Duration::from_secs(1),
+    };
+    s
+}
+
+fn pool(s: PoolSettings) -> Pool<FakeManager> {
+    Pool::new(FakeManager::working(), s)
+}
+
+/// The counters and gauges agree with each other and with the fake server:
+/// every checkout ended in a return or is still out, every connection
+/// opened is closed or still open, every connect attempt has one outcome,
+/// and nothing in flight is left counted.
+#[track_caller]
+fn assert_reconciled(pool: &Pool<FakeManager>) {
+    let s = pool.status();
+    let c = &s.counters;
+    assert_eq!(c.checkouts, c.returns + u64::from(s.in_use), "{s:?}");
+    assert_eq!(c.created, c.closed.total() + u64::from(s.open), "{s:?}");
+    assert_eq!(
+        c.connect_attempts,
+        c.created + c.connect_failures + c.connects_cancelled,
+        "{s:?}"
+    );
+    assert_eq!(s.open, s.idle + s.in_use, "{s:?}");
+    assert_eq!(
+        u64::from(s.open) + c.closed.detached,
+        pool.manager().open_connections(),
+        "the pool's open count matches the connections alive: {s:?}"
+    );
+    assert_eq!(s.connecting, 0, "{s:?}");
+    assert_eq!(s.waiting, 0, "{s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_in_flight_during_close_hands_out_nothing() {
+    let pool = pool(settings(1, 0));
+    pool.manager().push(Op::Connect, Step::ok_after(ms(100)));
+    let p = pool.clone();
+    let get = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    sleep(ms(10)).await;
+    assert_eq!(pool.status().connecting, 1);
+    let t = Instant::now();
+    pool.close();
+    let r = get.await.unwrap();
+    assert!(matches!(r, Err(PoolError::Closed(_))), "{r:?}");
+    assert!(t.elapsed() < ms(10), "close ends the checkout at once");
+    assert_eq!(pool.manager().open_connections(), 0);
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_during_validation_ends_the_checkout_at_once() {
+    let pool = pool(settings(1, 0));
+    drop(pool.get().await.unwrap());
+    sleep(ms(600)).await; // out of the bypass window: the next checkout pings
+    pool.manager().set_default(Op::Ping, Step::Hang);
+    let p = pool.clone();
+    let get = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    sleep(ms(10)).await;
+    assert_eq!(pool.manager().pings(), 1);
+    let t = Instant::now();
+    pool.close();
+    let r = get.await.unwrap();
+    assert!(matches!(r, Err(PoolError::Closed(_))), "{r:?}");
+    assert!(t.elapsed() < ms(10), "{:?}", t.elapsed());
+    assert_eq!(pool.manager().open_connections(), 0);
+    assert_eq!(pool.status().counters.closed.pool_closed, 1);
+    assert_reconciled(&pool);
+}
+
+/// A return and `close()` on two threads at once: whichever wins, the
+/// connection ends up closed (the window is between the return's check of
+/// the closed flag and its push onto the idle stack).
+#[test]
+fn a_return_racing_close_leaves_no_connection_open() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for round in 0..3000 {
+        let pool = pool(settings(8, 0));
+        let conns: Vec<_> = rt.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..8 {
+                v.push(pool.get().await.unwrap());
+            }
+            v
+        });
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                barrier.wait();
+                drop(conns);
+            });
+            s.spawn(|| {
+                barrier.wait();
+                pool.close();
+            });
+        });
+        let st = pool.status();
+        assert_eq!(
+            (st.open, st.idle, pool.manager().open_connections()),
+            (0, 0, 0),
+            "round {round}: {st:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overflow_connection_returned_while_checkouts_queue_goes_to_a_waiter() {
+    let pool = pool(settings(1, 1));
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    let (p1, p2) = (pool.clone(), pool.clone());
+    let c = tokio::spawn(async move { p1.get().await });
+    let d = tokio::spawn(async move { p2.get().await });
+    sleep(ms(1)).await;
+    assert_eq!(pool.status().waiting, 2);
+    drop(a);
+    drop(b);
+    let (c, d) = (c.await.unwrap().unwrap(), d.await.unwrap().unwrap());
+    let mut ids = [c.id, d.id];
+    ids.sort();
+    assert_eq!(ids, [1, 2], "the waiters got the two returned connections");
+    assert_eq!(pool.manager().connects(), 2, "none closed and reopened");
+    assert_eq!(pool.status().counters.closed.overflow, 0);
+    drop((c, d));
+    assert_eq!(
+        pool.status().counters.closed.overflow,
+        1,
+        "back to pool_size"
+    );
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_disconnect_older_idle_connections_are_closed_at_once() {
+    let mut s = settings(5, 0);
+    s.pool_timeout = Duration::from_secs(3);
+    let pool = pool(s);
+    let mut conns = Vec::new();
+    for _ in 0..5 {
+        conns.push(pool.get().await.unwrap());
+    }
+    let mut last = conns.pop().unwrap();
+    drop(conns);
+    sleep(ms(600)).await; // out of the bypass window
+                          // The server went away: the idle sockets are black holes.
+    pool.manager().set_default(Op::Ping, Step::Hang);
+    let seen: Result<(), FakeError> = Err(FakeError(ErrorClass::Disconnected));
+    assert!(last.observe(seen).is_err());
+    drop(last);
+    let st = pool.status();
+    assert_eq!(
+        st.idle, 0,
+        "closed at once, not at their next checkout: {st:?}"
+    );
+    assert_eq!(st.counters.closed.invalidated, 4, "{st:?}");
+    let t = Instant::now();
+    let c = pool.get().await.unwrap();
+    assert!(
+        t.elapsed() < ms(10),
+        "no ping per stale connection: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(pool.manager().pings(), 0);
+    assert_eq!(c.id, 6);
+    drop(c);
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_connect_leaves_exact_counters() {
+    let pool = pool(settings(1, 0));
+    pool.manager()
+        .push(Op::Connect, Step::ok_after(Duration::from_secs(1)));
+    assert!(timeout(ms(100), pool.get()).await.is_err());
+    let s = pool.status();
+    assert_eq!(s.counters.connect_attempts, 1, "{s:?}");
+    assert_eq!(s.counters.connects_cancelled, 1, "{s:?}");
+    assert_reconciled(&pool);
+    // The slot came back: the next checkout connects at once.
+    let c = pool.get_timeout(ms(10)).await.unwrap();
+    assert_eq!(c.id, 1);
+    drop(c);
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timeout_error_counts_its_own_checkout_as_waiting() {
+    let pool = pool(settings(1, 0));
+    let _held = pool.get().await.unwrap();
+    let err = pool.get_timeout(ms(100)).await.unwrap_err();
+    match &err {
+        PoolError::Timeout { status, .. } => assert_eq!(status.waiting, 1, "{err}"),
+        other => panic!("{other}"),
+    }
+    assert!(err.to_string().contains("waiting=1"), "{err}");
+}
+
+fn slow_retries(s: &mut PoolSettings, initial: Duration, max: Duration) {
+    s.retry = RetryPolicy { initial, max };
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_returned_connection_wakes_a_checkout_sleeping_in_backoff() {
+    let mut s = settings(1, 1);
+    slow_retries(&mut s, Duration::from_secs(1), Duration::from_secs(1));
+    let pool = pool(s);
+    let a = pool.get().await.unwrap();
+    pool.manager()
+        .set_default(Op::Connect, Step::Fail(ErrorClass::Unavailable));
+    let p = pool.clone();
+    let b = tokio::spawn(async move {
+        let t = Instant::now();
+        p.get().await.map(|c| (c.id, t.elapsed()))
+    });
+    sleep(ms(10)).await;
+    assert_eq!(pool.manager().connects(), 2, "b failed once and sleeps");
+    drop(a);
+    let (id, took) = b.await.unwrap().unwrap();
+    assert_eq!(id, 1);
+    assert!(
+        took < ms(20),
+        "woken by the return, not the backoff: {took:?}"
+    );
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_pool_wakes_a_checkout_sleeping_in_backoff() {
+    let mut s = settings(1, 0);
+    slow_retries(&mut s, Duration::from_secs(1), Duration::from_secs(1));
+    let pool = pool(s);
+    pool.manager()
+        .set_default(Op::Connect, Step::Fail(ErrorClass::Unavailable));
+    let p = pool.clone();
+    let b = tokio::spawn(async move {
+        let t = Instant::now();
+        (p.get().await.map(|c| c.id), t.elapsed())
+    });
+    sleep(ms(10)).await;
+    pool.close();
+    let (r, took) = b.await.unwrap();
+    assert!(matches!(r, Err(PoolError::Closed(_))), "{r:?}");
+    assert!(took < ms(20), "{took:?}");
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_attempt_is_timed_to_fit_the_deadline() {
+    // Backoff sleeps of 1-2 s, a deadline of 1 s: sleeping out the backoff
+    // would always miss it.
+    let mut s = settings(1, 0);
+    slow_retries(&mut s, Duration::from_secs(2), Duration::from_secs(2));
+    s.pool_timeout = Duration::from_secs(1);
+    let pool = pool(s);
+    pool.manager()
+        .push(Op::Connect, Step::Fail(ErrorClass::Unavailable));
+    pool.manager()
+        .set_default(Op::Connect, Step::ok_after(ms(10)));
+    let t = Instant::now();
+    let c = pool.get().await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    assert_eq!(pool.manager().connects(), 2);
+    drop(c);
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_back_within_pool_timeout_serves_every_waiter() {
+    // Finding 6 of issue 18: an outage shorter than pool_timeout must not
+    // fail checkouts. The server refuses for 1.5 s; pool_timeout is 2 s.
+    let mut s = settings(4, 0);
+    s.pool_timeout = Duration::from_secs(2);
+    let pool = pool(s);
+    pool.manager().set_default(
+        Op::Connect,
+        Step::fail_after(ms(1), ErrorClass::Unavailable),
+    );
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let p = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = p.get().await?;
+            sleep(ms(5)).await;
+            drop(c);
+            Ok::<_, PoolError>(Instant::now())
+        }));
+    }
+    sleep(ms(1500)).await;
+    let back = Instant::now();
+    pool.manager()
+        .set_default(Op::Connect, Step::ok_after(ms(5)));
+    let mut done = Vec::new();
+    for t in tasks {
+        done.push(t.await.unwrap().expect("no checkout fails"));
+    }
+    let first = *done.iter().min().unwrap();
+    assert!(
+        first - back <= Duration::from_secs(1),
+        "the first success within one backoff cap: {:?}",
+        first - back
+    );
+    for d in done {
+        assert!(
+            d - first < ms(50),
+            "the others are woken by the first success, not their backoff: {:?}",
+            d - first
+        );
+    }
+    assert_reconciled(&pool);
+}
+
+mod cancellation {
+    //! A checkout dropped at each of its await points gives everything back.
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn while_queued_for_a_slot() {
+        let pool = pool(settings(1, 0));
+        let held = pool.get().await.unwrap();
+        assert!(timeout(ms(10), pool.get()).await.is_err());
+        assert_eq!(pool.status().waiting, 0);
+        drop(held);
+        let c = pool.get_timeout(ms(1)).await.unwrap();
+        assert_eq!(c.id, 1);
+        drop(c);
+        assert_reconciled(&pool);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_validating() {
+        let pool = pool(settings(1, 0));
+        drop(pool.get().await.unwrap());
+        sleep(ms(600)).await;
+        pool.manager()
+            .push(Op::Ping, Step::ok_after(Duration::from_secs(1)));
+        assert!(timeout(ms(10), pool.get()).await.is_err());
+        let s = pool.status();
+        assert_eq!(s.counters.closed.cancelled, 1, "{s:?}");
+        assert_reconciled(&pool);
+        let c = pool.get_timeout(ms(1)).await.unwrap();
+        assert_eq!(c.id, 2, "a new connection: the half-pinged one was closed");
+        drop(c);
+        assert_reconciled(&pool);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_connecting() {
+        let pool = pool(settings(1, 0));
+        pool.manager().push(Op::Connect, Step::Hang);
+        assert!(timeout(ms(10), pool.get()).await.is_err());
+        assert_reconciled(&pool);
+        assert!(pool.get_timeout(ms(1)).await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_sleeping_in_backoff() {
+        let pool = pool(settings(1, 0));
+        pool.manager()
+            .set_default(Op::Connect, Step::Fail(ErrorClass::Unavailable));
+        assert!(timeout(ms(100), pool.get()).await.is_err());
+        assert!(pool.manager().connects() >= 2);
+        assert_reconciled(&pool);
+        pool.manager().set_default(Op::Connect, Step::Ok);
+        assert!(pool.get_timeout(ms(1)).await.is_ok());
+        assert_reconciled(&pool);
+    }
+}
