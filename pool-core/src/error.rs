@@ -40,6 +40,16 @@ pub enum SettingsError {
         /// Why it does not parse.
         reason: String,
     },
+    /// A variable we read holds bytes that are not UTF-8.
+    #[error(
+        "{variable} is not valid UTF-8: {value:?} (bad bytes shown as �); set it to UTF-8 text"
+    )]
+    NotUtf8 {
+        /// The variable.
+        variable: String,
+        /// Its value, decoded lossily and redacted.
+        value: String,
+    },
     /// The settings file cannot be read or parsed.
     #[error("cannot read settings: {0}")]
     Source(String),

@@ -216,14 +216,29 @@ or its container has not started yet (Docker's resolver at 127.0.0.11 only knows
 
 /// One DNS + TCP + protocol attempt; `limit` bounds the whole attempt (the
 /// stages share it), so an attempt never runs past the wait's deadline.
+/// With several endpoints (a multi-host URL), the first one that accepts
+/// TCP lets the attempt go on; if none does, the first host's failure is
+/// reported.
 pub async fn attempt<P: Probe>(
     probe: &P,
     resolver: &dyn Resolve,
     limit: Duration,
 ) -> Result<(), Failure> {
     let deadline = Instant::now() + limit;
+    // Several hosts are tried in order, as the drivers do: one that
+    // resolves and accepts TCP is enough to go on to the protocol check.
+    let mut failure = None;
     for ep in probe.endpoints() {
-        check_endpoint(&ep, resolver, left(deadline)).await?;
+        match check_endpoint(&ep, resolver, left(deadline)).await {
+            Ok(_) => {
+                failure = None;
+                break;
+            }
+            Err(f) => failure = failure.or(Some(f)),
+        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
     }
     match tokio::time::timeout(left(deadline), probe.check()).await {
         Ok(result) => result,

@@ -29,7 +29,9 @@ pub mod ready;
 
 pub use classify::classify;
 pub use manager::PgManager;
-pub use pool_core::{PoolError, PoolSettings, SettingsError};
+pub use pool_core::redact::SecretUrl;
+pub use pool_core::settings::{Overflow, SettingsBuilder};
+pub use pool_core::{PoolError, PoolSettings, RetryPolicy, SettingsError};
 pub use ready::PgProbe;
 
 /// A PostgreSQL pool.
@@ -49,8 +51,32 @@ pub fn settings_from_env() -> Result<PoolSettings, SettingsError> {
     PoolSettings::from_env(ENV_PREFIX, URL_VAR)
 }
 
+/// A settings builder for this backend: its defaults, pool named
+/// `db`, errors naming [`URL_VAR`]. Only this crate is needed:
+///
+/// ```no_run
+/// # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let settings = pool_postgres::settings_builder()
+///     .url("postgres://app:secret@db/app")
+///     .pool_size(8)
+///     .max_overflow(pool_postgres::Overflow::Limited(4))
+///     .pool_timeout(Duration::from_secs(5))
+///     .build()?;
+/// let pool = pool_postgres::build_pool(settings)?;
+/// # let _ = pool; Ok(()) }
+/// ```
+pub fn settings_builder() -> SettingsBuilder {
+    PoolSettings::builder().name("db").url_var(URL_VAR)
+}
+
 /// Builds a pool from settings; checks the URL, opens nothing yet.
-pub fn build_pool(settings: PoolSettings) -> Result<PgPool, SettingsError> {
+/// Settings made without a URL variable (`PoolSettings::new`) name
+/// [`URL_VAR`] in their errors.
+pub fn build_pool(mut settings: PoolSettings) -> Result<PgPool, SettingsError> {
+    if settings.url_var.is_empty() {
+        settings.url_var = URL_VAR.into();
+    }
     let manager = PgManager::new(&settings)?;
     Ok(PgPool::new(manager, settings))
 }

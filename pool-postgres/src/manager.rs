@@ -2,7 +2,8 @@
 
 use deadpool::managed::Manager as _;
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
-use pool_core::{ErrorClass, Manager, PoolSettings, SettingsError};
+use pool_core::url::HostAddr;
+use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
 use std::str::FromStr;
 use tokio_postgres::config::Host;
 use tokio_postgres::{Config, NoTls};
@@ -53,27 +54,22 @@ impl PgManager {
     }
 }
 
-/// Parses the URL in `settings` and applies the connection settings.
+/// Parses the URL in `settings` with the one grammar ([`pool_core::url`])
+/// and applies the connection settings.
 pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
     let url = settings.require_url()?;
-    let mut config = Config::from_str(url.expose()).map_err(|e| SettingsError::InvalidUrl {
-        variable: settings.url_var.clone(),
+    let invalid = |reason: String| SettingsError::InvalidUrl {
+        variable: url_variable(settings),
         url: url.redacted(),
-        reason: pool_core::redact::redact_url(&e.to_string()),
-    })?;
-    if config.get_hosts().is_empty() {
-        return Err(SettingsError::InvalidUrl {
-            variable: settings.url_var.clone(),
-            url: url.redacted(),
-            reason: "no host given".into(),
-        });
-    }
+        reason,
+    };
+    let parsed =
+        ConnUrl::parse_for(Backend::Postgres, url.expose()).map_err(|e| invalid(e.to_string()))?;
+    let mut config = config_from(&parsed).map_err(invalid)?;
     if config.get_user().is_none_or(str::is_empty) {
-        return Err(SettingsError::InvalidUrl {
-            variable: settings.url_var.clone(),
-            url: url.redacted(),
-            reason: "no user given (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)".into(),
-        });
+        return Err(invalid(
+            "no user given (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE)".into(),
+        ));
     }
     config.connect_timeout(settings.connect_timeout);
     if let Some(idle) = settings.tcp_keepalive {
@@ -90,6 +86,48 @@ pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
     }
     if config.get_application_name().is_none() {
         config.application_name(format!("pool-postgres/{}", settings.name));
+    }
+    Ok(config)
+}
+
+/// The variable to name in errors (settings built in code name ours).
+fn url_variable(settings: &PoolSettings) -> String {
+    match settings.url_var.as_str() {
+        "" => crate::URL_VAR.to_string(),
+        v => v.to_string(),
+    }
+}
+
+/// A `tokio_postgres` configuration from a parsed URL. The options
+/// (checked by the grammar's table) go through tokio-postgres's own
+/// `key=value` parser; hosts, ports and credentials through its setters, so
+/// a password or socket path may be any bytes.
+pub fn config_from(url: &ConnUrl) -> Result<Config, String> {
+    if let Some((key, _)) = url.secret_params.first() {
+        return Err(format!("option '{key}' is not supported by tokio-postgres"));
+    }
+    let options: Vec<String> = url
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
+        .collect();
+    let mut config = Config::from_str(&options.join(" "))
+        .map_err(|e| pool_core::redact::redact_url(&e.to_string()))?;
+    for host in &url.hosts {
+        match &host.addr {
+            HostAddr::Tcp(name) => config.host(name),
+            HostAddr::Unix(path) => config.host_path(path),
+        };
+        config.port(host.port);
+    }
+    if let Some(user) = &url.user {
+        config.user(user);
+    }
+    if let Some(password) = &url.password {
+        config.password(password.expose());
+    }
+    if let Some(db) = &url.dbname {
+        config.dbname(db);
     }
     Ok(config)
 }
@@ -192,5 +230,71 @@ mod tests {
             .unwrap();
         let err = PgManager::new(&s).unwrap_err().to_string();
         assert_eq!(err, "DATABASE_URL is not set");
+    }
+
+    #[test]
+    fn every_url_form_configures_the_driver() {
+        let m = PgManager::new(&settings(
+            "host = db1,db2 port=5433,5434 user=app password='a b\\'c' dbname=x target_session_attrs=read-write",
+        ))
+        .unwrap();
+        let c = m.config();
+        assert_eq!(
+            c.get_hosts(),
+            [Host::Tcp("db1".into()), Host::Tcp("db2".into())]
+        );
+        assert_eq!(c.get_ports(), [5433, 5434]);
+        assert_eq!(c.get_password(), Some(&b"a b'c"[..]));
+        assert_eq!(m.target(), "postgres://app@db1:5433,db2:5434/x");
+        let m = PgManager::new(&settings(
+            "postgres://app:p@ss:w/rd%Q?#x@127.0.0.1:58001/postgres",
+        ))
+        .unwrap();
+        assert_eq!(m.config().get_password(), Some(&b"p@ss:w/rd%Q?#x"[..]));
+        assert_eq!(m.config().get_hosts(), [Host::Tcp("127.0.0.1".into())]);
+        let m = PgManager::new(&settings("postgresql://app@%2Frun%2Fpg:5433/app")).unwrap();
+        assert_eq!(m.config().get_hosts(), [Host::Unix("/run/pg".into())]);
+    }
+
+    #[test]
+    fn a_bad_option_is_named() {
+        let err = PgManager::new(&settings(
+            "postgres://app:hunter2@db/app?sslmode=verify-full",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("'sslmode'") && err.contains("verify-full"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let s = PoolSettings::new("x");
+        let err = crate::build_pool(s).unwrap_err().to_string();
+        assert_eq!(err, "DATABASE_URL is not set");
+    }
+
+    /// The sample errors in docs/configuration.md are what the code prints.
+    #[test]
+    fn the_documented_errors_are_the_real_ones() {
+        let doc = include_str!("../../docs/configuration.md");
+        let load = |var: &str, value: &str| {
+            SettingsSource::new("DB_", "DATABASE_URL")
+                .vars([(var, value)])
+                .load()
+                .and_then(|s| PgManager::new(&s))
+                .unwrap_err()
+                .to_string()
+        };
+        for err in [
+            load("DB_POOL_SIZE", "abc"),
+            load("DB_POOL_TIMEOUT", "1e-12"),
+            load("DATABASE_URL", "postgres://app:pw@db:badport/app"),
+            load("DATABASE_URL", "postgres://app:pw@db/app?sslmod=require"),
+        ] {
+            assert!(
+                doc.contains(&format!("\n{err}\n")),
+                "not in docs/configuration.md:\n{err}"
+            );
+        }
     }
 }

@@ -3,10 +3,12 @@
 use bb8::ManageConnection;
 use bb8_redis::redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use bb8_redis::redis::{
-    aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+    aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    ProtocolVersion, RedisConnectionInfo, RedisError,
 };
 use bb8_redis::RedisConnectionManager;
-use pool_core::{ErrorClass, Manager, PoolSettings, SettingsError};
+use pool_core::url::HostAddr;
+use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
 
 /// Makes multiplexed connections and pings them with `bb8-redis`'s manager.
 pub struct RedisManager {
@@ -52,31 +54,21 @@ impl RedisManager {
     }
 }
 
-/// Parses the URL in `settings` and applies the TCP settings.
+/// Parses the URL in `settings` with the one grammar ([`pool_core::url`])
+/// and applies the TCP settings.
 pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, SettingsError> {
     let url = settings.require_url()?;
     let invalid = |reason: String| SettingsError::InvalidUrl {
-        variable: settings.url_var.clone(),
+        variable: match settings.url_var.as_str() {
+            "" => crate::URL_VAR.to_string(),
+            v => v.to_string(),
+        },
         url: url.redacted(),
-        reason: pool_core::redact::redact_url(&reason),
+        reason,
     };
-    let raw = url.expose();
-    if !(raw.starts_with("redis://")
-        || raw.starts_with("rediss://")
-        || raw.starts_with("redis+unix://")
-        || raw.starts_with("unix://"))
-    {
-        return Err(invalid(
-            "expected redis://[USER][:PASSWORD@]HOST[:PORT][/DB]".into(),
-        ));
-    }
-    let info = raw.into_connection_info().map_err(|e| {
-        invalid(format!(
-            "{} ({})",
-            e.category(),
-            e.detail().unwrap_or("does not parse")
-        ))
-    })?;
+    let parsed =
+        ConnUrl::parse_for(Backend::Redis, url.expose()).map_err(|e| invalid(e.to_string()))?;
+    let info = info_from(&parsed).map_err(invalid)?;
     let mut tcp = TcpSettings::default().set_nodelay(true);
     if let Some(idle) = settings.tcp_keepalive {
         tcp = tcp.set_keepalive(
@@ -90,6 +82,50 @@ pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, Settin
         tcp = tcp.set_user_timeout(t);
     }
     Ok(info.set_tcp_settings(tcp))
+}
+
+/// redis-rs connection info from a parsed URL: the address through
+/// redis-rs (which knows whether TLS is built in), the credentials,
+/// database and protocol through its setters.
+pub fn info_from(url: &ConnUrl) -> Result<ConnectionInfo, String> {
+    let host = url.hosts.first().ok_or("no host given")?;
+    let addr = match &host.addr {
+        HostAddr::Unix(path) => ConnectionAddr::Unix(path.clone()).into_connection_info(),
+        HostAddr::Tcp(name) => {
+            let name = if name.contains(':') {
+                format!("[{name}]")
+            } else {
+                name.clone()
+            };
+            let fragment = url
+                .fragment
+                .as_deref()
+                .map(|f| format!("#{f}"))
+                .unwrap_or_default();
+            format!("{}://{name}:{}/{fragment}", url.scheme(), host.port).into_connection_info()
+        }
+    }
+    .map_err(|e| {
+        format!(
+            "{} ({})",
+            e.category(),
+            e.detail().unwrap_or("does not parse")
+        )
+    })?;
+    let mut redis = RedisConnectionInfo::default().set_db(url.redis_db());
+    if let Some(user) = &url.user {
+        redis = redis.set_username(user);
+    }
+    if let Some(password) = &url.password {
+        let text = password
+            .expose_str()
+            .ok_or("the password is not valid UTF-8 (redis-rs sends text)")?;
+        redis = redis.set_password(text);
+    }
+    if matches!(url.param("protocol"), Some("3" | "resp3")) {
+        redis = redis.set_protocol(ProtocolVersion::RESP3);
+    }
+    Ok(addr.set_redis_settings(redis))
 }
 
 /// `redis://[user@]host:port/db`, never with the password.
@@ -171,6 +207,48 @@ mod tests {
         assert_eq!(m.target(), "redis://bob@cache:6380/2");
         assert!(!format!("{m:?}").contains("hunter2"));
         let m = RedisManager::new(&settings("redis://:hunter2@cache")).unwrap();
+        assert_eq!(m.target(), "redis://cache:6379/0");
+    }
+
+    #[test]
+    fn settings_built_in_code_name_redis_url() {
+        let mut s = PoolSettings::new("cache");
+        let err = crate::build_pool(s.clone()).unwrap_err().to_string();
+        assert_eq!(err, "REDIS_URL is not set");
+        s.url = Some(pool_core::redact::SecretUrl::new(
+            "redis://:hunter2@cache:x/0",
+        ));
+        let err = crate::build_pool(s).unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && !err.contains("DATABASE_URL"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        let s = crate::settings_builder()
+            .url("redis://cache/0?protocl=3")
+            .build()
+            .unwrap();
+        let err = crate::build_pool(s).unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("unknown option 'protocl'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_url_form_connects_where_it_says() {
+        let m =
+            RedisManager::new(&settings("unix:///run/r.sock?db=3&pass=hunter2&user=bob")).unwrap();
+        assert_eq!(m.info.addr(), &ConnectionAddr::Unix("/run/r.sock".into()));
+        assert_eq!(m.info.redis_settings().db(), 3);
+        assert_eq!(m.info.redis_settings().password(), Some("hunter2"));
+        assert_eq!(m.info.redis_settings().username(), Some("bob"));
+        let m = RedisManager::new(&settings("redis://bob:p%40ss@[::1]:7000/4?protocol=3")).unwrap();
+        assert_eq!(m.info.addr(), &ConnectionAddr::Tcp("::1".into(), 7000));
+        assert_eq!(m.info.redis_settings().password(), Some("p@ss"));
+        assert_eq!(m.info.redis_settings().db(), 4);
+        let m = RedisManager::new(&settings("redis://:raw@pw#x@cache")).unwrap();
+        assert_eq!(m.info.redis_settings().password(), Some("raw@pw#x"));
         assert_eq!(m.target(), "redis://cache:6379/0");
     }
 }

@@ -37,11 +37,18 @@ pub fn init(quiet: bool) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .event_format(Line::default())
+        // A closed stderr (`wait-for-db ... 2>&1 | head -1`): tracing would
+        // report the failed write with eprintln!, which panics (exit 101).
+        .log_internal_errors(false);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
         .init();
 }
 

@@ -53,9 +53,11 @@ fn main() {
 
 /// Prints a usage or setup error and exits.
 fn fail(code: i32, message: &str) -> ! {
-    eprintln!("wait-for-db: error: {message}");
+    // A closed stderr must not turn the exit code into a panic's 101.
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "wait-for-db: error: {message}");
     if code == exit::USAGE {
-        eprintln!("\nFor more information, try '--help'.");
+        let _ = writeln!(err, "\nFor more information, try '--help'.");
     }
     process::exit(code)
 }
@@ -63,11 +65,23 @@ fn fail(code: i32, message: &str) -> ! {
 /// Reads the targets, or exits 2 with the reason.
 fn read_targets(args: &[String], attempt_timeout: Duration) -> Vec<Target> {
     // Without arguments: DATABASE_URL and REDIS_URL, each possibly read
-    // from the file its `_FILE` variable names (a Docker secret).
+    // from the file its `_FILE` variable names (a Docker secret). A
+    // variable that is not UTF-8 is an error naming it; others are ignored.
     let mut env = std::collections::HashMap::new();
     if args.is_empty() {
         for var in [pool_postgres::URL_VAR, pool_redis::URL_VAR] {
-            match pool_core::secret_file::lookup(var, |k| std::env::var(k).ok()) {
+            let file_var = format!("{var}{}", pool_core::secret_file::FILE_SUFFIX);
+            let mut read = std::collections::HashMap::new();
+            for name in [var.to_string(), file_var] {
+                match pool_core::settings::env::var(&name) {
+                    Ok(Some(value)) => {
+                        read.insert(name, value);
+                    }
+                    Ok(None) => {}
+                    Err(e) => fail(exit::USAGE, &e.to_string()),
+                }
+            }
+            match pool_core::secret_file::lookup(var, |k| read.get(k).cloned()) {
                 Ok(Some(value)) => {
                     env.insert(var, value);
                 }
@@ -76,7 +90,7 @@ fn read_targets(args: &[String], attempt_timeout: Duration) -> Vec<Target> {
             }
         }
     }
-    let targets = targets::from_args_or_env(args, |v| env.get(v).cloned(), attempt_timeout)
+    let targets = targets::from_args_or_env(args, |v| Ok(env.get(v).cloned()), attempt_timeout)
         .unwrap_or_else(|e| fail(exit::USAGE, &e.to_string()));
     if targets.is_empty() {
         fail(

@@ -1,13 +1,15 @@
 //! Turning a URL into a readiness probe.
 //!
-//! `postgres://` and `postgresql://` become a [`PgProbe`] (authenticated
-//! `SELECT 1`), `redis://`, `rediss://` and `redis+unix://` a [`RedisProbe`]
-//! (`AUTH` + `PING`), and `tcp://HOST:PORT` (or a bare `HOST:PORT`) a
-//! [`TcpProbe`] (DNS + connect). Parsing errors never show a password.
+//! URLs are read by the pools' one grammar ([`pool_core::url`]):
+//! `postgres://`, `postgresql://` and libpq `key=value` strings become a
+//! [`PgProbe`] (authenticated `SELECT 1`), `redis://`, `rediss://`,
+//! `unix://` and `redis+unix://` a [`RedisProbe`] (`AUTH` + `PING`), and
+//! `tcp://HOST:PORT` (or a bare `HOST:PORT`) a [`TcpProbe`] (DNS + connect).
+//! Parsing errors never show a password.
 
 use pool_core::redact::{redact_url, SecretUrl};
 use pool_core::startup::{Endpoint, Failure, Probe, Ready, WaitError, WaitOptions};
-use pool_core::{PoolSettings, SettingsError};
+use pool_core::{Backend, ConnUrl, PoolSettings, SettingsError};
 use pool_postgres::PgProbe;
 use pool_redis::RedisProbe;
 use serde::Serialize;
@@ -87,29 +89,34 @@ impl Target {
             reason: redact_url(&reason),
         };
         let trimmed = url.trim();
-        let scheme = match trimmed.find("://") {
-            Some(i) => trimmed[..i].to_ascii_lowercase(),
-            None if trimmed.is_empty() => return Err(invalid("empty URL".into())),
-            // `HOST:PORT`, as wait-for-it takes it.
-            None => {
+        if trimmed.is_empty() {
+            return Err(invalid("empty URL".into()));
+        }
+        let scheme = trimmed
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("tcp") => return TcpProbe::parse(trimmed).map(Target::Tcp).map_err(invalid),
+            // `HOST:PORT`, as wait-for-it takes it (a libpq `key=value`
+            // string has an `=`).
+            None if !trimmed.contains('=') => {
                 return TcpProbe::parse(&format!("tcp://{trimmed}"))
                     .map(Target::Tcp)
                     .map_err(invalid)
             }
-        };
-        match scheme.as_str() {
-            "postgres" | "postgresql" => PgProbe::new(&settings(trimmed, &source, attempt_timeout))
+            _ => {}
+        }
+        // Everything else goes through the pools' one URL grammar.
+        let parsed = ConnUrl::parse(trimmed)
+            .map_err(|e| invalid(format!("{e}; or tcp://HOST:PORT for a plain port")))?;
+        let settings = settings(trimmed, &source, attempt_timeout);
+        match parsed.backend {
+            Backend::Postgres => PgProbe::new(&settings)
                 .map(Target::Postgres)
                 .map_err(|e| invalid(settings_reason(e))),
-            "redis" | "rediss" | "redis+unix" => {
-                RedisProbe::new(&settings(trimmed, &source, attempt_timeout))
-                    .map(Target::Redis)
-                    .map_err(|e| invalid(settings_reason(e)))
-            }
-            "tcp" => TcpProbe::parse(trimmed).map(Target::Tcp).map_err(invalid),
-            other => Err(invalid(format!(
-                "unsupported scheme '{other}': expected postgres://, postgresql://, redis://, rediss:// or tcp://HOST:PORT"
-            ))),
+            Backend::Redis => RedisProbe::new(&settings)
+                .map(Target::Redis)
+                .map_err(|e| invalid(settings_reason(e))),
         }
     }
 
@@ -168,10 +175,11 @@ fn settings_reason(e: SettingsError) -> String {
 }
 
 /// Reads the targets: the arguments, or else `DATABASE_URL` and `REDIS_URL`.
-/// `lookup` reads a variable (the process environment in the binary).
+/// `lookup` reads a variable (the process environment in the binary); a
+/// variable that is not UTF-8 is an error naming it.
 pub fn from_args_or_env(
     args: &[String],
-    lookup: impl Fn(&str) -> Option<String>,
+    lookup: impl Fn(&str) -> Result<Option<String>, SettingsError>,
     attempt_timeout: Duration,
 ) -> Result<Vec<Target>, TargetError> {
     if !args.is_empty() {
@@ -183,7 +191,20 @@ pub fn from_args_or_env(
     }
     let mut targets = Vec::new();
     for var in [pool_postgres::URL_VAR, pool_redis::URL_VAR] {
-        if let Some(url) = lookup(var).filter(|u| !u.trim().is_empty()) {
+        let value = lookup(var).map_err(|e| match e {
+            SettingsError::NotUtf8 { value, .. } => TargetError {
+                source: Source::Env(var),
+                url: value,
+                reason: "not valid UTF-8 (bad bytes shown as \u{FFFD}); set it to UTF-8 text"
+                    .into(),
+            },
+            other => TargetError {
+                source: Source::Env(var),
+                url: String::new(),
+                reason: other.to_string(),
+            },
+        })?;
+        if let Some(url) = value.filter(|u| !u.trim().is_empty()) {
             targets.push(Target::parse(&url, Source::Env(var), attempt_timeout)?);
         }
     }
@@ -306,16 +327,18 @@ mod tests {
 
     #[test]
     fn environment_fallback_reads_both_variables() {
-        let env = |var: &str| match var {
-            "DATABASE_URL" => Some("postgres://u@db/app".to_string()),
-            "REDIS_URL" => Some("redis://cache".to_string()),
-            _ => None,
+        let env = |var: &str| {
+            Ok(match var {
+                "DATABASE_URL" => Some("postgres://u@db/app".to_string()),
+                "REDIS_URL" => Some("redis://cache".to_string()),
+                _ => None,
+            })
         };
         let targets = from_args_or_env(&[], env, T).unwrap();
         let kinds: Vec<Kind> = targets.iter().map(Target::kind).collect();
         assert_eq!(kinds, [Kind::Postgres, Kind::Redis]);
-        assert!(from_args_or_env(&[], |_| None, T).unwrap().is_empty());
-        let err = from_args_or_env(&[], |_| Some("nope://x".into()), T).unwrap_err();
+        assert!(from_args_or_env(&[], |_| Ok(None), T).unwrap().is_empty());
+        let err = from_args_or_env(&[], |_| Ok(Some("nope://x".into())), T).unwrap_err();
         assert!(err.to_string().contains("$DATABASE_URL"), "{err}");
     }
 }

@@ -1,0 +1,180 @@
+//! The table of pool variables: name, default, parser and doc line.
+//!
+//! Everything else derives from it: the defaults of [`PoolSettings::new`]
+//! are the `default` texts run through the parsers, the loader applies the
+//! parsers to what the environment or a file holds, and the configuration
+//! reference in `docs/configuration.md` is [`reference_table`] (a test keeps
+//! the two equal). To add a setting, add a row.
+
+use super::value::Value;
+use super::{Overflow, PoolSettings};
+use crate::error::SettingsError;
+
+/// One setting.
+#[derive(Debug, Clone, Copy)]
+pub struct Var {
+    /// The key: lower case in a file, upper case after the prefix in the
+    /// environment (`pool_size` -> `DB_POOL_SIZE`).
+    pub key: &'static str,
+    /// The default, as it would be written.
+    pub default: &'static str,
+    /// What it means, one line of the reference.
+    pub doc: &'static str,
+    /// Parses a value into the settings.
+    pub apply: fn(&mut PoolSettings, &Value) -> Result<(), SettingsError>,
+}
+
+/// Every pool variable, in the order of the reference.
+pub const VARS: &[Var] = &[
+    Var {
+        key: "pool_size",
+        default: "5",
+        doc: "connections kept open in the pool (1 to 10000)",
+        apply: |s, v| {
+            s.pool_size = v.count(1)?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "max_overflow",
+        default: "10",
+        doc: "extra connections opened under load; one returned while `pool_size` connections are already idle is closed. `-1` = no limit; at most 10000. Hard cap: `pool_size + max_overflow` connections",
+        apply: |s, v| {
+            s.max_overflow = v
+                .count_or(-1, 0)?
+                .map_or(Overflow::Unlimited, Overflow::Limited);
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_timeout",
+        default: "30",
+        doc: "seconds (float) a checkout may take in all — waiting for a free slot, connecting, validating — before it fails with the pool's state and the last underlying error. Never fires early",
+        apply: |s, v| {
+            s.pool_timeout = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_recycle",
+        default: "-1",
+        doc: "seconds; a connection older than this is replaced at checkout, never while checked out. Each connection's age limit is shortened by a random 0–2.5 % (at most 30 s) so connections opened together do not all retire together. `-1` = off",
+        apply: |s, v| {
+            s.pool_recycle = v.seconds_or_off(-1.0, "to never recycle")?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_pre_ping",
+        default: "true",
+        doc: "validate an idle connection before handing it out (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). With `false`, connections last used before a seen disconnect are closed instead of pinged",
+        apply: |s, v| {
+            s.pre_ping = v.boolean()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_pre_ping_window",
+        default: "0.5",
+        doc: "seconds; a connection proven good within this window — opened, validated, or a round trip passed through `Pooled::observe` — is not pinged again (HikariCP's `aliveBypassWindowMs`, but a plain return does not count). `0` = ping every checkout. After a disconnect is seen, older connections are pinged whatever the window",
+        apply: |s, v| {
+            s.pre_ping_window = v.seconds_or_zero()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_validation_timeout",
+        default: "2",
+        doc: "seconds a validation ping may take; a connection that does not answer is discarded and the checkout goes on",
+        apply: |s, v| {
+            s.validation_timeout = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "connect_timeout",
+        default: "5",
+        doc: "seconds one connection attempt may take (Redis: redis-rs also caps each attempt at 1 s)",
+        apply: |s, v| {
+            s.connect_timeout = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "tcp_keepalive",
+        default: "30",
+        doc: "seconds of idleness before TCP keepalive probes (interval a third of it, 3 probes). `0` = off",
+        apply: |s, v| {
+            s.tcp_keepalive = v.seconds_or_off(0.0, "to turn keepalive off")?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "tcp_user_timeout",
+        default: "15",
+        doc: "seconds unacknowledged data may wait before the kernel drops the connection (`TCP_USER_TIMEOUT`): a cut network is noticed even mid-query. `0` = off",
+        apply: |s, v| {
+            s.tcp_user_timeout = v.seconds_or_off(0.0, "to turn it off")?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "retry_initial_delay",
+        default: "0.05",
+        doc: "seconds; the first backoff sleep between connect attempts (upper bound)",
+        apply: |s, v| {
+            s.retry.initial = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "retry_max_delay",
+        default: "1",
+        doc: "seconds; the longest backoff sleep, jitter included (at least `RETRY_INITIAL_DELAY`). A checkout waiting out an outage notices the server within this much of its return",
+        apply: |s, v| {
+            s.retry.max = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "slow_checkout",
+        default: "1",
+        doc: "seconds; slower checkouts are logged as warnings",
+        apply: |s, v| {
+            s.slow_checkout = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_name",
+        default: "",
+        doc: "the pool's name in logs, metrics and errors (default: the prefix in lower case, `db`)",
+        apply: |s, v| {
+            s.name = v.name()?;
+            Ok(())
+        },
+    },
+];
+
+/// The variable holding `key` under `prefix` (`DB_`, `pool_size` ->
+/// `DB_POOL_SIZE`).
+pub fn env_name(prefix: &str, key: &str) -> String {
+    format!("{prefix}{}", key.to_ascii_uppercase())
+}
+
+/// The Markdown table of the reference, with `prefix` (`DB_`).
+pub fn reference_table(prefix: &str) -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for v in VARS {
+        let default = match v.default {
+            "" => "the prefix, lower case".to_string(),
+            d => d.to_string(),
+        };
+        out.push_str(&format!(
+            "| `{}` | {default} | {} |\n",
+            env_name(prefix, v.key),
+            v.doc
+        ));
+    }
+    out
+}
