@@ -168,16 +168,25 @@ async fn validation(backend: &str, rows: &[report::Row], plan: &Plan) {
     ));
 }
 
-async fn main_async(args: Args) {
-    let plan = args.plan;
-    let run = |s: &str| {
-        args.only.is_empty()
-            || args.only.iter().any(|o| {
-                o == s
-                    || s.strip_prefix(o.as_str())
+/// Which sections `--only` asks for (all when it is empty).
+struct Sections(Vec<String>);
+
+impl Sections {
+    /// `--only pg` selects `pg-exhaustion` and `pg-validation`.
+    fn wants(&self, section: &str) -> bool {
+        self.0.is_empty()
+            || self.0.iter().any(|o| {
+                o == section
+                    || section
+                        .strip_prefix(o.as_str())
                         .is_some_and(|r| r.starts_with('-'))
             })
-    };
+    }
+}
+
+async fn main_async(args: Args) {
+    let plan = args.plan;
+    let sections = Sections(args.only);
     let mut goals = Vec::new();
     out("## Environment\n");
     out(&format!("- machine: {}", report::machine()));
@@ -185,15 +194,65 @@ async fn main_async(args: Args) {
         "- load average (1 min) at the start: {} (other processes share the cores)",
         report::loadavg()
     ));
+    let (pg, redis) = start_servers(&sections).await;
+    out(&format!(
+        "- plan: {} interleaved rounds of {} per row after a {} warm-up; {} timed-out checkouts per pool\n",
+        plan.rounds,
+        report::fmt_dur(plan.window),
+        report::fmt_dur(plan.warmup),
+        plan.timeout_tries
+    ));
 
-    // PostgreSQL is also used by the timeout workload's PG row.
-    let pg = if run("pg-exhaustion") || run("pg-validation") || run("timeout") {
+    if let Some(pg) = &pg {
+        if sections.wants("pg-exhaustion") {
+            pg_exhaustion(pg, &plan, &mut goals).await;
+        }
+        if sections.wants("pg-validation") {
+            out("## PostgreSQL: validation cost\n");
+            let rows = report::pg_validation_rows(&pg.url());
+            validation("PostgreSQL", &rows, &plan).await;
+        }
+    }
+    if let Some(r) = &redis {
+        if sections.wants("redis-exhaustion") {
+            redis_exhaustion(r, &plan, &mut goals).await;
+        }
+        if sections.wants("redis-validation") {
+            out("## Redis: validation cost\n");
+            let rows = report::redis_validation_rows(&r.url()).await;
+            validation("Redis", &rows, &plan).await;
+        }
+    }
+    drop(redis);
+    if sections.wants("bookkeeping") {
+        bookkeeping(&plan, &mut goals).await;
+    }
+    if sections.wants("timeout") {
+        timeout(pg.as_ref(), &plan, &mut goals).await;
+    }
+    drop(pg);
+
+    out(&format!(
+        "Load average (1 min) at the end: {}\n",
+        report::loadavg()
+    ));
+    out("## Goals\n");
+    out(&report::goals_table(&goals));
+}
+
+/// Starts the private servers the chosen sections need and prints their
+/// versions. PostgreSQL is also used by the timeout workload's PG row.
+async fn start_servers(sections: &Sections) -> (Option<PgServer>, Option<RedisServer>) {
+    let pg = if sections.wants("pg-exhaustion")
+        || sections.wants("pg-validation")
+        || sections.wants("timeout")
+    {
         eprintln!("starting PostgreSQL ...");
         Some(PgServer::start().expect("start the private PostgreSQL server"))
     } else {
         None
     };
-    let redis = if run("redis-exhaustion") || run("redis-validation") {
+    let redis = if sections.wants("redis-exhaustion") || sections.wants("redis-validation") {
         eprintln!("starting Redis ...");
         Some(RedisServer::start().expect("start the private Redis server"))
     } else {
@@ -213,168 +272,143 @@ async fn main_async(args: Args) {
             r.port()
         ));
     }
-    out(&format!(
-        "- plan: {} interleaved rounds of {} per row after a {} warm-up; {} timed-out checkouts per pool\n",
-        plan.rounds,
-        report::fmt_dur(plan.window),
-        report::fmt_dur(plan.warmup),
-        plan.timeout_tries
-    ));
+    (pg, redis)
+}
 
-    if let (true, Some(pg)) = (run("pg-exhaustion"), &pg) {
-        out("## PostgreSQL: exhaustion (checkout → `SELECT 1` → return)\n");
-        let url = pg.url();
-        let rows = report::pg_rows(&url).await;
-        let all = exhaustion(
-            "PostgreSQL",
-            &rows,
-            names::DEADPOOL_FAST,
-            names::NO_POOL_PG,
-            &plan,
-        )
-        .await;
-        drop(rows);
-        for (tasks, facts) in &all {
-            let ours = find(facts, names::OURS_PG);
-            if *tasks == 64 {
-                goals.push(ratio_goal(
-                    "PostgreSQL, 64 tasks on 8: ours / raw deadpool-postgres (Fast)".into(),
-                    ours.vs_raw,
-                    0.95,
-                ));
-                let verified = find(facts, names::DEADPOOL_VERIFIED);
-                goals.push(ratio_goal(
-                    "PostgreSQL, 64 tasks on 8: ours / raw deadpool-postgres (Verified)".into(),
-                    report::median_ratio(&ours.round_rates, &verified.round_rates),
-                    0.95,
-                ));
-                goals.push(ratio_goal(
-                    "PostgreSQL, 64 tasks on 8: ours / no pool".into(),
-                    ours.vs_ceiling,
-                    0.9,
-                ));
-            }
-            if *tasks >= 64 {
-                let ceiling = find(facts, names::NO_POOL_PG);
-                fairness_goals(&mut goals, "PostgreSQL", *tasks, ours, ceiling);
-            }
+/// PostgreSQL exhaustion tables; goals: throughput against raw
+/// deadpool-postgres and no pool at 64 tasks, fairness from 64 tasks.
+async fn pg_exhaustion(pg: &PgServer, plan: &Plan, goals: &mut Vec<Goal>) {
+    out("## PostgreSQL: exhaustion (checkout → `SELECT 1` → return)\n");
+    let url = pg.url();
+    let rows = report::pg_rows(&url).await;
+    let all = exhaustion(
+        "PostgreSQL",
+        &rows,
+        names::DEADPOOL_FAST,
+        names::NO_POOL_PG,
+        plan,
+    )
+    .await;
+    drop(rows);
+    for (tasks, facts) in &all {
+        let ours = find(facts, names::OURS_PG);
+        if *tasks == 64 {
+            goals.push(ratio_goal(
+                "PostgreSQL, 64 tasks on 8: ours / raw deadpool-postgres (Fast)".into(),
+                ours.vs_raw,
+                0.95,
+            ));
+            let verified = find(facts, names::DEADPOOL_VERIFIED);
+            goals.push(ratio_goal(
+                "PostgreSQL, 64 tasks on 8: ours / raw deadpool-postgres (Verified)".into(),
+                report::median_ratio(&ours.round_rates, &verified.round_rates),
+                0.95,
+            ));
+            goals.push(ratio_goal(
+                "PostgreSQL, 64 tasks on 8: ours / no pool".into(),
+                ours.vs_ceiling,
+                0.9,
+            ));
+        }
+        if *tasks >= 64 {
+            let ceiling = find(facts, names::NO_POOL_PG);
+            fairness_goals(goals, "PostgreSQL", *tasks, ours, ceiling);
         }
     }
-    if let (true, Some(pg)) = (run("pg-validation"), &pg) {
-        out("## PostgreSQL: validation cost\n");
-        let rows = report::pg_validation_rows(&pg.url());
-        validation("PostgreSQL", &rows, &plan).await;
-    }
+}
 
-    if let (true, Some(r)) = (run("redis-exhaustion"), &redis) {
-        out("## Redis: exhaustion (checkout → `PING` → return)\n");
-        let url = r.url();
-        let rows = report::redis_rows(&url).await;
-        let all = exhaustion(
-            "Redis",
-            &rows,
-            names::BB8_REDIS,
-            names::NO_POOL_REDIS,
-            &plan,
-        )
-        .await;
-        drop(rows);
-        for (tasks, facts) in &all {
-            let ours = find(facts, names::OURS_REDIS);
-            if *tasks == 64 {
-                goals.push(ratio_goal(
-                    "Redis, 64 tasks on 8, validation on: ours / no pool".into(),
-                    ours.vs_ceiling,
-                    0.9,
-                ));
-                let bb8 = find(facts, names::BB8_REDIS);
-                goals.push(Goal {
-                    what: "Redis, 64 tasks on 8: raw bb8-redis / no pool (for reference)".into(),
-                    measured: format!("{:.2}x", bb8.vs_ceiling),
-                    target: "–".into(),
-                    met: None,
-                });
-            }
-            if *tasks >= 64 {
-                let ceiling = find(facts, names::NO_POOL_REDIS);
-                fairness_goals(&mut goals, "Redis", *tasks, ours, ceiling);
-            }
-        }
-    }
-    if let (true, Some(r)) = (run("redis-validation"), &redis) {
-        out("## Redis: validation cost\n");
-        let rows = report::redis_validation_rows(&r.url()).await;
-        validation("Redis", &rows, &plan).await;
-    }
-    drop(redis);
-
-    if run("bookkeeping") {
-        out("## Pool bookkeeping\n");
-        let mut by_tasks = Vec::new();
-        for tasks in SMALL_TASKS {
-            eprintln!("bookkeeping, {tasks} task(s) ...");
-            let hold = if tasks == 1 {
-                Hold::Nothing
-            } else {
-                Hold::Yield
-            };
-            let rows = report::bookkeeping_rows(hold).await;
-            by_tasks.push((tasks, report::measure(&rows, tasks, &plan, false).await));
-        }
-        let (table, facts) = report::bookkeeping_table(&by_tasks);
-        out(&table);
-        for f in facts {
+/// Redis exhaustion tables; goals: throughput against no pool at 64 tasks
+/// (raw bb8-redis for reference), fairness from 64 tasks.
+async fn redis_exhaustion(r: &RedisServer, plan: &Plan, goals: &mut Vec<Goal>) {
+    out("## Redis: exhaustion (checkout → `PING` → return)\n");
+    let url = r.url();
+    let rows = report::redis_rows(&url).await;
+    let all = exhaustion("Redis", &rows, names::BB8_REDIS, names::NO_POOL_REDIS, plan).await;
+    drop(rows);
+    for (tasks, facts) in &all {
+        let ours = find(facts, names::OURS_REDIS);
+        if *tasks == 64 {
+            goals.push(ratio_goal(
+                "Redis, 64 tasks on 8, validation on: ours / no pool".into(),
+                ours.vs_ceiling,
+                0.9,
+            ));
+            let bb8 = find(facts, names::BB8_REDIS);
             goals.push(Goal {
-                what: format!(
-                    "Bookkeeping, {} task(s): ours / raw deadpool, time per checkout + return (ours / deadpool with wait_timeout: {:.2}x)",
-                    f.tasks, f.vs_deadpool_timeout
-                ),
-                measured: format!("{:.2}x", f.vs_deadpool),
-                target: "≤ 1.20x".into(),
-                met: Some(f.vs_deadpool <= 1.2),
+                what: "Redis, 64 tasks on 8: raw bb8-redis / no pool (for reference)".into(),
+                measured: format!("{:.2}x", bb8.vs_ceiling),
+                target: "–".into(),
+                met: None,
             });
         }
-    }
-
-    if run("timeout") {
-        out("## Timeout precision\n");
-        eprintln!("timeout precision ...");
-        let rows =
-            report::timeout_rows(plan.timeout, pg.as_ref().map(|p| p.url()).as_deref()).await;
-        let measured = report::measure_timeouts(&rows, plan.timeout_tries).await;
-        drop(rows);
-        let (table, facts) = report::timeout_table(plan.timeout, &measured);
-        out(&table);
-        for f in facts
-            .iter()
-            .filter(|f| f.name == names::OURS_COUNTER || f.name == names::OURS_PG)
-        {
-            goals.push(Goal {
-                what: format!("Timeout ({}): fired early", f.name),
-                measured: format!("{} of {}", f.early, plan.timeout_tries),
-                target: "0".into(),
-                met: Some(f.early == 0 && f.errors == 0),
-            });
-            goals.push(Goal {
-                what: format!(
-                    "Timeout ({}): max lateness past T = {}",
-                    f.name,
-                    report::fmt_dur(plan.timeout)
-                ),
-                measured: report::fmt_dur(f.late[2]),
-                target: "≤ 20 ms".into(),
-                met: Some(f.late[2] <= Duration::from_millis(20) && f.errors == 0),
-            });
+        if *tasks >= 64 {
+            let ceiling = find(facts, names::NO_POOL_REDIS);
+            fairness_goals(goals, "Redis", *tasks, ours, ceiling);
         }
     }
-    drop(pg);
+}
 
-    out(&format!(
-        "Load average (1 min) at the end: {}\n",
-        report::loadavg()
-    ));
-    out("## Goals\n");
-    out(&report::goals_table(&goals));
+/// The bookkeeping table; goal: time per checkout + return within 1.2x raw
+/// deadpool's.
+async fn bookkeeping(plan: &Plan, goals: &mut Vec<Goal>) {
+    out("## Pool bookkeeping\n");
+    let mut by_tasks = Vec::new();
+    for tasks in SMALL_TASKS {
+        eprintln!("bookkeeping, {tasks} task(s) ...");
+        let hold = if tasks == 1 {
+            Hold::Nothing
+        } else {
+            Hold::Yield
+        };
+        let rows = report::bookkeeping_rows(hold).await;
+        by_tasks.push((tasks, report::measure(&rows, tasks, plan, false).await));
+    }
+    let (table, facts) = report::bookkeeping_table(&by_tasks);
+    out(&table);
+    for f in facts {
+        goals.push(Goal {
+            what: format!(
+                "Bookkeeping, {} task(s): ours / raw deadpool, time per checkout + return (ours / deadpool with wait_timeout: {:.2}x)",
+                f.tasks, f.vs_deadpool_timeout
+            ),
+            measured: format!("{:.2}x", f.vs_deadpool),
+            target: "≤ 1.20x".into(),
+            met: Some(f.vs_deadpool <= 1.2),
+        });
+    }
+}
+
+/// The timeout-precision table; goals for our pools: never early, at most
+/// 20 ms late.
+async fn timeout(pg: Option<&PgServer>, plan: &Plan, goals: &mut Vec<Goal>) {
+    out("## Timeout precision\n");
+    eprintln!("timeout precision ...");
+    let rows = report::timeout_rows(plan.timeout, pg.map(|p| p.url()).as_deref()).await;
+    let measured = report::measure_timeouts(&rows, plan.timeout_tries).await;
+    drop(rows);
+    let (table, facts) = report::timeout_table(plan.timeout, &measured);
+    out(&table);
+    for f in facts
+        .iter()
+        .filter(|f| f.name == names::OURS_COUNTER || f.name == names::OURS_PG)
+    {
+        goals.push(Goal {
+            what: format!("Timeout ({}): fired early", f.name),
+            measured: format!("{} of {}", f.early, plan.timeout_tries),
+            target: "0".into(),
+            met: Some(f.early == 0 && f.errors == 0),
+        });
+        goals.push(Goal {
+            what: format!(
+                "Timeout ({}): max lateness past T = {}",
+                f.name,
+                report::fmt_dur(plan.timeout)
+            ),
+            measured: report::fmt_dur(f.late[2]),
+            target: "≤ 20 ms".into(),
+            met: Some(f.late[2] <= Duration::from_millis(20) && f.errors == 0),
+        });
+    }
 }
 
 fn main() {
