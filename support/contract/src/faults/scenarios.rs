@@ -296,7 +296,19 @@ impl Profile {
     }
 }
 
-fn expect(handout_max: usize) -> Expect {
+/// Every scenario, with `p`'s durations: faults of the PostgreSQL server,
+/// faults of the Redis server, then network faults (through the fault
+/// proxy) on both.
+pub fn all(p: &Profile) -> Vec<Scenario> {
+    let mut all = postgres_server(p);
+    all.extend(redis_server(p));
+    all.extend(network(p));
+    all
+}
+
+/// A scenario with no outage: ops go on, at most `handout_max` of those
+/// started after the fault get a dead connection.
+fn recovers(handout_max: usize) -> Expect {
     Expect {
         handout_max,
         timeouts: false,
@@ -305,210 +317,194 @@ fn expect(handout_max: usize) -> Expect {
     }
 }
 
-/// Every scenario, with `p`'s durations.
-pub fn all(p: &Profile) -> Vec<Scenario> {
-    let n = p.pool_size as usize;
-    // Outlasts pool_timeout, so bounded timeouts are seen.
-    let long = p.pool_timeout + Duration::from_secs(1);
-    let short = Duration::from_millis(1500);
-    let zero = Duration::ZERO;
-    let outage = |cause| Expect {
-        handout_max: n,
+/// A scenario whose outage outlasts `pool_timeout`: checkouts time out
+/// (carrying `cause` when given), and any of the pool's connections may be
+/// handed out dead.
+fn outage(p: &Profile, cause: Option<&'static str>) -> Expect {
+    Expect {
+        handout_max: p.pool_size as usize,
         timeouts: true,
         cause,
         sessions_checked: SessionsChecked::Throughout,
-    };
-    use Db::*;
-    use Fault::*;
-    let sc = |id, title, db, fault, hold, expect| Scenario {
+    }
+}
+
+fn scenario(
+    id: &'static str,
+    title: &'static str,
+    db: Db,
+    fault: Fault,
+    hold: Duration,
+    expect: Expect,
+) -> Scenario {
+    Scenario {
         id,
         title,
         db,
         fault,
         hold,
         expect,
-    };
+    }
+}
+
+/// Restarts, kills, freezes and refused logins of the PostgreSQL server.
+fn postgres_server(p: &Profile) -> Vec<Scenario> {
+    use Fault::*;
+    let n = p.pool_size as usize;
+    // Outlasts pool_timeout, so bounded timeouts are seen.
+    let long = p.pool_timeout + Duration::from_secs(1);
+    let zero = Duration::ZERO;
+    let sc =
+        |id, title, fault, hold, expect| scenario(id, title, Db::Postgres, fault, hold, expect);
     vec![
         sc(
             "pg-restart-fast",
             "restart (fast)",
-            Postgres,
             PgRestartFast,
             zero,
-            expect(n),
+            recovers(n),
         ),
         sc(
             "pg-restart-immediate",
             "restart (immediate)",
-            Postgres,
             PgRestartImmediate,
             zero,
-            expect(n),
+            recovers(n),
         ),
-        sc(
-            "pg-kill9",
-            "kill -9 + start",
-            Postgres,
-            Kill9,
-            zero,
-            expect(n),
-        ),
+        sc("pg-kill9", "kill -9 + start", Kill9, zero, recovers(n)),
         sc(
             "pg-terminate-idle",
             "terminate sessions, idle",
-            Postgres,
             KillSessionsIdle,
             zero,
-            expect(0),
+            recovers(0),
         ),
         sc(
             "pg-terminate-busy",
             "terminate sessions, busy",
-            Postgres,
             KillSessionsBusy,
             zero,
-            expect(n),
+            recovers(n),
         ),
         sc(
             "pg-freeze",
             "freeze (SIGSTOP)",
-            Postgres,
             Freeze,
             p.freeze,
-            outage(None),
+            outage(p, None),
         ),
         sc(
             "pg-max-connections",
             "max_connections (53300)",
-            Postgres,
             MaxConnections,
             long,
-            outage(Some("too many clients")),
+            outage(p, Some("too many clients")),
         ),
         sc(
             "pg-57p03",
             "standby (57P03)",
-            Postgres,
             Standby57P03,
             long,
-            outage(Some("not accepting connections")),
+            outage(p, Some("not accepting connections")),
         ),
-        sc(
-            "redis-restart",
-            "restart",
-            Redis,
-            RedisRestart,
-            zero,
-            expect(n),
-        ),
+    ]
+}
+
+/// Restarts, kills, freezes, `DEBUG SLEEP` and `-LOADING` of the Redis
+/// server.
+fn redis_server(p: &Profile) -> Vec<Scenario> {
+    use Fault::*;
+    let n = p.pool_size as usize;
+    let zero = Duration::ZERO;
+    let sc = |id, title, fault, hold, expect| scenario(id, title, Db::Redis, fault, hold, expect);
+    vec![
+        sc("redis-restart", "restart", RedisRestart, zero, recovers(n)),
         sc(
             "redis-client-kill-idle",
             "CLIENT KILL, idle",
-            Redis,
             KillSessionsIdle,
             zero,
-            expect(0),
+            recovers(0),
         ),
         sc(
             "redis-client-kill-busy",
             "CLIENT KILL, busy",
-            Redis,
             KillSessionsBusy,
             zero,
-            expect(n),
+            recovers(n),
         ),
         sc(
             "redis-debug-sleep",
             "DEBUG SLEEP",
-            Redis,
             DebugSleep,
             p.freeze,
-            outage(None),
+            outage(p, None),
         ),
         sc(
             "redis-freeze",
             "freeze (SIGSTOP)",
-            Redis,
             Freeze,
             p.freeze,
-            outage(None),
+            outage(p, None),
         ),
         sc(
             "redis-loading",
             "LOADING",
-            Redis,
             Loading,
             zero,
             Expect {
                 sessions_checked: SessionsChecked::AtTheEnd,
-                ..expect(n)
+                ..recovers(n)
             },
         ),
-        sc(
-            "pg-blackhole",
-            "network black hole",
-            Postgres,
-            Blackhole,
-            p.freeze,
-            outage(None),
-        ),
-        sc(
-            "redis-blackhole",
-            "network black hole",
-            Redis,
-            Blackhole,
-            p.freeze,
-            outage(None),
-        ),
-        sc(
-            "pg-reset",
-            "network reset (RST all)",
-            Postgres,
-            ResetAll,
-            zero,
-            expect(n),
-        ),
-        sc(
-            "redis-reset",
-            "network reset (RST all)",
-            Redis,
-            ResetAll,
-            zero,
-            expect(n),
-        ),
-        sc(
-            "pg-refuse",
-            "network refuses new connections",
-            Postgres,
-            Refuse,
-            short,
-            expect(n),
-        ),
-        sc(
-            "redis-refuse",
-            "network refuses new connections",
-            Redis,
-            Refuse,
-            short,
-            expect(n),
-        ),
-        sc(
-            "pg-latency",
-            "network latency",
-            Postgres,
-            Latency,
-            short,
-            expect(0),
-        ),
-        sc(
-            "redis-latency",
-            "network latency",
-            Redis,
-            Latency,
-            short,
-            expect(0),
-        ),
     ]
+}
+
+/// The fault proxy's faults, each on PostgreSQL then on Redis.
+fn network(p: &Profile) -> Vec<Scenario> {
+    use Fault::*;
+    let n = p.pool_size as usize;
+    let short = Duration::from_millis(1500);
+    // (ids on PostgreSQL and Redis, title, fault, hold, expectation)
+    let faults = [
+        (
+            ["pg-blackhole", "redis-blackhole"],
+            "network black hole",
+            Blackhole,
+            p.freeze,
+            outage(p, None),
+        ),
+        (
+            ["pg-reset", "redis-reset"],
+            "network reset (RST all)",
+            ResetAll,
+            Duration::ZERO,
+            recovers(n),
+        ),
+        (
+            ["pg-refuse", "redis-refuse"],
+            "network refuses new connections",
+            Refuse,
+            short,
+            recovers(n),
+        ),
+        (
+            ["pg-latency", "redis-latency"],
+            "network latency",
+            Latency,
+            short,
+            recovers(0),
+        ),
+    ];
+    faults
+        .into_iter()
+        .flat_map(|(ids, title, fault, hold, expect)| {
+            [Db::Postgres, Db::Redis]
+                .into_iter()
+                .zip(ids)
+                .map(move |(db, id)| scenario(id, title, db, fault, hold, expect))
+        })
+        .collect()
 }
 
 /// The scenario with this id.
