@@ -21,6 +21,7 @@
 //! - [`url`]: the one grammar of connection URLs (PostgreSQL URLs and
 //!   `key=value` strings, Redis URLs and Unix sockets).
 //! - [`redact`]: keeping passwords out of every message.
+//! - [`tcp`]: the TCP keepalive and `TCP_USER_TIMEOUT` both backends set.
 //! - `testing` (tests and the `test-support` feature): a scriptable fake
 //!   manager for deterministic engine tests.
 //!
@@ -38,6 +39,7 @@ pub mod secret_file;
 pub mod settings;
 pub mod startup;
 pub mod status;
+pub mod tcp;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod url;

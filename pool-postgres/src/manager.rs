@@ -2,6 +2,7 @@
 
 use deadpool::managed::Manager as _;
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
+use pool_core::tcp::TcpOptions;
 use pool_core::url::HostAddr;
 use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
 use std::str::FromStr;
@@ -72,16 +73,16 @@ pub fn pg_config(settings: &PoolSettings) -> Result<Config, SettingsError> {
         ));
     }
     config.connect_timeout(settings.connect_timeout);
-    if let Some(idle) = settings.tcp_keepalive {
-        config
+    let tcp = TcpOptions::from_settings(settings);
+    match tcp.keepalive {
+        Some(k) => config
             .keepalives(true)
-            .keepalives_idle(idle)
-            .keepalives_interval((idle / 3).max(std::time::Duration::from_secs(1)))
-            .keepalives_retries(3);
-    } else {
-        config.keepalives(false);
-    }
-    if let Some(t) = settings.tcp_user_timeout {
+            .keepalives_idle(k.idle)
+            .keepalives_interval(k.interval)
+            .keepalives_retries(k.retries),
+        None => config.keepalives(false),
+    };
+    if let Some(t) = tcp.user_timeout {
         config.tcp_user_timeout(t);
     }
     if config.get_application_name().is_none() {
@@ -192,6 +193,7 @@ impl Manager for PgManager {
 mod tests {
     use super::*;
     use pool_core::settings::SettingsSource;
+    use std::time::Duration;
 
     fn settings(url: &str) -> PoolSettings {
         SettingsSource::new("DB_", "DATABASE_URL")
@@ -220,6 +222,24 @@ mod tests {
         assert_eq!(m.target(), "postgres://app@db:6543/app");
         assert!(!format!("{m:?}").contains("hunter2"));
         assert_eq!(m.config().get_application_name(), Some("pool-postgres/db"));
+    }
+
+    #[test]
+    fn tcp_options_reach_the_config() {
+        let url = "postgres://app@db/app";
+        let c = pg_config(&settings(url)).unwrap();
+        assert!(c.get_keepalives());
+        assert_eq!(c.get_keepalives_idle(), Duration::from_secs(30));
+        assert_eq!(c.get_keepalives_interval(), Some(Duration::from_secs(10)));
+        assert_eq!(c.get_keepalives_retries(), Some(3));
+        assert_eq!(c.get_tcp_user_timeout(), Some(&Duration::from_secs(15)));
+
+        let mut off = settings(url);
+        off.tcp_keepalive = None;
+        off.tcp_user_timeout = None;
+        let c = pg_config(&off).unwrap();
+        assert!(!c.get_keepalives());
+        assert_eq!(c.get_tcp_user_timeout(), None);
     }
 
     #[test]

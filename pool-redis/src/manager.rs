@@ -7,6 +7,7 @@ use bb8_redis::redis::{
     ProtocolVersion, RedisConnectionInfo, RedisError,
 };
 use bb8_redis::RedisConnectionManager;
+use pool_core::tcp::TcpOptions;
 use pool_core::url::HostAddr;
 use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
 
@@ -70,15 +71,16 @@ pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, Settin
         ConnUrl::parse_for(Backend::Redis, url.expose()).map_err(|e| invalid(e.to_string()))?;
     let info = info_from(&parsed).map_err(invalid)?;
     let mut tcp = TcpSettings::default().set_nodelay(true);
-    if let Some(idle) = settings.tcp_keepalive {
+    let options = TcpOptions::from_settings(settings);
+    if let Some(k) = options.keepalive {
         tcp = tcp.set_keepalive(
             TcpKeepalive::new()
-                .with_time(idle)
-                .with_interval((idle / 3).max(std::time::Duration::from_secs(1)))
-                .with_retries(3),
+                .with_time(k.idle)
+                .with_interval(k.interval)
+                .with_retries(k.retries),
         );
     }
-    if let Some(t) = settings.tcp_user_timeout {
+    if let Some(t) = options.user_timeout {
         tcp = tcp.set_user_timeout(t);
     }
     Ok(info.set_tcp_settings(tcp))
