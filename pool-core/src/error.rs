@@ -50,6 +50,17 @@ pub enum SettingsError {
         /// Its value, decoded lossily and redacted.
         value: String,
     },
+    /// A file a setting names (a certificate, a key) cannot be used. Its
+    /// content is never quoted.
+    #[error("cannot use {variable}={path}: {reason}")]
+    File {
+        /// The variable (or URL parameter) naming the file.
+        variable: String,
+        /// The file.
+        path: String,
+        /// Why (not found, permission denied, not PEM, ...).
+        reason: String,
+    },
     /// The settings file cannot be read or parsed.
     #[error("cannot read settings: {0}")]
     Source(String),
@@ -71,7 +82,9 @@ impl fmt::Display for Cause {
     }
 }
 
-/// An error's message with its whole `source()` chain (`a: b: c`), redacted.
+/// An error's message with its whole `source()` chain (`a: b: c`), redacted,
+/// with a hint when a TLS certificate was rejected (see
+/// [`crate::tls::diagnose`]).
 ///
 /// Many drivers keep the useful part in the source (`tokio_postgres`
 /// displays `db error` and puts the server's message behind it), so every
@@ -86,6 +99,10 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
             msg.push_str(&part);
         }
         source = s.source();
+    }
+    // A TLS failure says what to do about it (unknown CA, host name...).
+    if let Some(problem) = crate::tls::diagnose(e) {
+        msg.push_str(&format!(" (hint: {})", problem.hint()));
     }
     crate::redact::redact_url(&msg)
 }

@@ -24,6 +24,8 @@
 //! - [`tcp`]: the TCP keepalive and `TCP_USER_TIMEOUT` both backends set.
 //! - `testing` (tests and the `test-support` feature): a scriptable fake
 //!   manager for deterministic engine tests.
+//! - [`tls`]: libpq's `sslmode` semantics, certificate files, the rustls
+//!   configuration and the diagnosis of handshake failures.
 //!
 //! A backend crate implements [`Manager`] (connect, ping, classify) and gets
 //! the whole contract.
@@ -42,6 +44,7 @@ pub mod status;
 pub mod tcp;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
+pub mod tls;
 pub mod url;
 
 pub use backoff::RetryPolicy;

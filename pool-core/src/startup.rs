@@ -35,6 +35,8 @@ pub enum Stage {
     Dns,
     /// TCP connect.
     Tcp,
+    /// The TLS handshake (certificates, client authentication).
+    Tls,
     /// The server's protocol: handshake, startup, readiness.
     Protocol,
     /// Authentication.
@@ -49,6 +51,7 @@ impl Stage {
         match self {
             Stage::Dns => "dns",
             Stage::Tcp => "tcp",
+            Stage::Tls => "tls",
             Stage::Protocol => "protocol",
             Stage::Auth => "auth",
             Stage::Query => "query",

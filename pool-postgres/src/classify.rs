@@ -2,7 +2,7 @@
 //!
 //! | error | class |
 //! |---|---|
-//! | SQLSTATE 28P01, 28000 (authentication), 3D000 (no such database), 42501 on connect, bad configuration | fatal |
+//! | SQLSTATE 28P01, 28000 (authentication), 3D000 (no such database), 42501 on connect, bad configuration, a TLS certificate rejected either way | fatal |
 //! | SQLSTATE 57P03 (starting up, recovery, hot standby off), 53300 (too many clients), 53xxx (out of resources), refused connect, DNS failure | unavailable |
 //! | SQLSTATE class 08, 57P01 (admin shutdown), 57P02 (crash shutdown), closed connection, I/O error | disconnected |
 //! | SQLSTATE 57014 on a timeout, connect timeout | timeout |
@@ -19,6 +19,11 @@ pub fn classify(e: &tokio_postgres::Error) -> ErrorClass {
     }
     if e.is_closed() {
         return ErrorClass::Disconnected;
+    }
+    // A certificate the client rejects (or a client certificate the
+    // server rejects) stays wrong until someone changes it.
+    if pool_core::tls::diagnose(e).is_some() {
+        return ErrorClass::Fatal;
     }
     if let Some(io) = find_io(e) {
         return classify_io(io);

@@ -18,6 +18,7 @@
 //!
 //! - [`classify`]: the one classifier of `tokio_postgres` errors.
 //! - [`manager`]: connecting and validating.
+//! - [`tls`]: libpq's `sslmode` semantics on `tokio-postgres-rustls`.
 //! - [`ready`]: the startup wait (DNS, TCP, authenticated `SELECT 1`).
 //! - [`health`]: the health probe (`SELECT 1` through the pool, see
 //!   `PgPool::health`).
@@ -26,6 +27,7 @@ pub mod classify;
 pub mod health;
 pub mod manager;
 pub mod ready;
+pub mod tls;
 
 pub use classify::classify;
 pub use manager::PgManager;

@@ -7,13 +7,16 @@ use pool_core::url::HostAddr;
 use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
 use std::str::FromStr;
 use tokio_postgres::config::Host;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
+
+use crate::tls::{PgTls, PoolConnect};
 
 /// Makes connections with `deadpool-postgres`'s manager and validates them
 /// with an empty query (one round trip, no parsing, no plan).
 pub struct PgManager {
     inner: deadpool_postgres::Manager,
     config: Config,
+    tls: PgTls,
     target: String,
 }
 
@@ -28,13 +31,15 @@ impl std::fmt::Debug for PgManager {
 impl PgManager {
     /// Builds a manager from settings: parses the URL and applies connect
     /// timeout, TCP keepalive, `tcp_user_timeout` and an `application_name`
-    /// naming the pool (so operators can tell its sessions apart).
+    /// naming the pool (so operators can tell its sessions apart); reads
+    /// the TLS files (see [`crate::tls`]).
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
         let config = pg_config(settings)?;
+        let tls = pg_tls(settings)?;
         let target = target_of(&config);
-        let inner = deadpool_postgres::Manager::from_config(
+        let inner = deadpool_postgres::Manager::from_connect(
             config.clone(),
-            NoTls,
+            PoolConnect(tls.clone()),
             ManagerConfig {
                 // Validation is pool-core's job (with a bypass window);
                 // the manager only connects.
@@ -44,8 +49,14 @@ impl PgManager {
         Ok(PgManager {
             inner,
             config,
+            tls,
             target,
         })
+    }
+
+    /// How connections use TLS.
+    pub fn tls(&self) -> &PgTls {
+        &self.tls
     }
 
     /// The `tokio_postgres` configuration in use (it holds the password: do
@@ -53,6 +64,12 @@ impl PgManager {
     pub fn config(&self) -> &Config {
         &self.config
     }
+}
+
+/// The TLS setup of `settings` (`sslmode` defaults to `prefer`, as libpq).
+pub fn pg_tls(settings: &PoolSettings) -> Result<PgTls, SettingsError> {
+    let opts = settings.tls.load(pool_core::tls::SslMode::Prefer)?;
+    PgTls::new(opts)
 }
 
 /// Parses the URL in `settings` with the one grammar ([`pool_core::url`])

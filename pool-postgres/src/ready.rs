@@ -1,15 +1,17 @@
 //! The PostgreSQL startup wait: DNS, TCP, then an authenticated `SELECT 1`.
 
-use crate::manager::{pg_config, target_of};
+use crate::manager::{target_of, pg_config, pg_tls};
+use crate::tls::{Negotiated, PgTls};
 use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
 use pool_core::{ErrorClass, PoolSettings, SettingsError};
 use tokio_postgres::config::Host;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
 
 /// Checks that a PostgreSQL server accepts an authenticated query.
 #[derive(Clone)]
 pub struct PgProbe {
     config: Config,
+    tls: PgTls,
     target: String,
 }
 
@@ -25,13 +27,22 @@ impl PgProbe {
     /// A probe for the URL in `settings`.
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
         let config = pg_config(settings)?;
-        Ok(Self::from_config(config))
+        Ok(Self::from_config(config, pg_tls(settings)?))
     }
 
-    /// A probe for a `tokio_postgres` configuration.
-    pub fn from_config(config: Config) -> Self {
+    /// A probe for a `tokio_postgres` configuration and a TLS setup.
+    pub fn from_config(config: Config, tls: PgTls) -> Self {
         let target = target_of(&config);
-        PgProbe { config, target }
+        PgProbe {
+            config,
+            tls,
+            target,
+        }
+    }
+
+    /// The TLS setup.
+    pub fn tls(&self) -> &PgTls {
+        &self.tls
     }
 
     /// Waits until the server is ready (see [`pool_core::startup`]).
@@ -42,15 +53,23 @@ impl PgProbe {
     /// Connects and runs `SELECT 1`; returns the connected client for
     /// further checks (the doctor reads `max_connections` with it).
     pub async fn connect(&self) -> Result<tokio_postgres::Client, Failure> {
-        let (client, connection) = self.config.connect(NoTls).await.map_err(|e| failure(&e))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        self.connect_negotiated().await.map(|(c, _)| c)
+    }
+
+    /// Like [`connect`](Self::connect), also saying whether TLS was used.
+    pub async fn connect_negotiated(
+        &self,
+    ) -> Result<(tokio_postgres::Client, Negotiated), Failure> {
+        let (client, _task, negotiated) = self
+            .tls
+            .connect(&self.config)
+            .await
+            .map_err(|e| failure(&e))?;
         client
             .simple_query("SELECT 1")
             .await
             .map_err(|e| failure(&e))?;
-        Ok(client)
+        Ok((client, negotiated))
     }
 }
 
@@ -85,6 +104,10 @@ pub fn failure(e: &tokio_postgres::Error) -> Failure {
     let class = crate::classify(e);
     let message = crate::classify::error_message(e);
     let code = e.code().map(|c| c.code()).unwrap_or("");
+    // The message carries the TLS hint already (see `pool_core::error::chain`).
+    if pool_core::tls::diagnose(e).is_some() {
+        return Failure::new(Stage::Tls, class, message);
+    }
     match code {
         "28P01" | "28000" => Failure::new(Stage::Auth, class, message)
             .with_hint("wrong user or password: check the credentials in the URL; waiting will not fix this"),

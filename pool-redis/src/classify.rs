@@ -2,7 +2,7 @@
 //!
 //! | error | class |
 //! |---|---|
-//! | `-NOAUTH`, `-WRONGPASS`, authentication failed, invalid client config | fatal |
+//! | `-NOAUTH`, `-WRONGPASS`, authentication failed, invalid client config, a TLS certificate rejected either way | fatal |
 //! | `-LOADING`, `-MASTERDOWN`, `-TRYAGAIN`, `-CLUSTERDOWN`, refused connect, DNS failure | unavailable |
 //! | I/O error, dropped connection, `-READONLY` (a failover demoted the node) | disconnected |
 //! | response or connect timed out | timeout |
@@ -20,6 +20,10 @@ pub fn classify(e: &RedisError) -> ErrorClass {
         }
         Some("READONLY") => return ErrorClass::Disconnected,
         _ => {}
+    }
+    // A certificate rejected either way stays wrong until someone changes it.
+    if tls_problem(e).is_some() {
+        return ErrorClass::Fatal;
     }
     match e.kind() {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => ErrorClass::Fatal,
@@ -41,6 +45,26 @@ pub fn classify(e: &RedisError) -> ErrorClass {
         }
         _ if e.is_unrecoverable_error() => ErrorClass::Disconnected,
         _ => ErrorClass::Query,
+    }
+}
+
+/// The TLS problem behind `e`, if any. redis-rs keeps a failed handshake
+/// as the text of an I/O error (no source), so the text is read.
+pub fn tls_problem(e: &RedisError) -> Option<pool_core::tls::TlsProblem> {
+    pool_core::tls::diagnose(e).or_else(|| {
+        e.is_io_error()
+            .then(|| pool_core::tls::diagnose_message(&e.to_string()))
+            .flatten()
+    })
+}
+
+/// The error as shown in messages: its cause chain, redacted, with a hint
+/// when TLS failed.
+pub fn describe(e: &RedisError) -> String {
+    let msg = pool_core::error::chain(e);
+    match tls_problem(e) {
+        Some(p) if !msg.contains("(hint: ") => format!("{msg} (hint: {})", p.hint()),
+        _ => msg,
     }
 }
 

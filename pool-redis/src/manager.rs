@@ -3,8 +3,8 @@
 use bb8::ManageConnection;
 use bb8_redis::redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use bb8_redis::redis::{
-    aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    ProtocolVersion, RedisConnectionInfo, RedisError,
+    aio::MultiplexedConnection, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
+    IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
 };
 use bb8_redis::RedisConnectionManager;
 use pool_core::tcp::TcpOptions;
@@ -70,6 +70,7 @@ pub fn connection_info(settings: &PoolSettings) -> Result<ConnectionInfo, Settin
     let parsed =
         ConnUrl::parse_for(Backend::Redis, url.expose()).map_err(|e| invalid(e.to_string()))?;
     let info = info_from(&parsed).map_err(invalid)?;
+    let info = with_tls(info, settings)?;
     let mut tcp = TcpSettings::default().set_nodelay(true);
     let options = TcpOptions::from_settings(settings);
     if let Some(k) = options.keepalive {
@@ -128,6 +129,70 @@ pub fn info_from(url: &ConnUrl) -> Result<ConnectionInfo, String> {
         redis = redis.set_protocol(ProtocolVersion::RESP3);
     }
     Ok(addr.set_redis_settings(redis))
+
+/// Applies `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE` and
+/// `REDIS_TLS_KEY_FILE` (by prefix) to a `rediss://` URL: a private CA
+/// replaces the OS roots, a client certificate is presented when the server
+/// asks (mTLS). They are an error with a `redis://` URL. `#insecure`
+/// (redis-rs: no verification at all) is accepted with a warning, every
+/// time a pool or probe is built.
+fn with_tls(
+    info: ConnectionInfo,
+    settings: &PoolSettings,
+) -> Result<ConnectionInfo, SettingsError> {
+    let t = &settings.tls;
+    let given = t.root_cert.as_ref().or(t.cert.as_ref()).or(t.key.as_ref());
+    let ConnectionAddr::TcpTls {
+        insecure,
+        host,
+        port,
+        ..
+    } = info.addr()
+    else {
+        return match given {
+            Some(s) => Err(SettingsError::Invalid {
+                variable: s.origin.clone(),
+                value: s.value.clone(),
+                expected: format!(
+                    "to be unset, or a rediss:// URL in {} (TLS files apply to TLS connections only)",
+                    settings.url_var
+                ),
+            }),
+            None => Ok(info),
+        };
+    };
+    pool_core::tls::install_crypto_provider();
+    if *insecure {
+        tracing::warn!(
+            target = %format!("rediss://{host}:{port}"),
+            variable = %settings.url_var,
+            "TLS certificate verification is OFF (#insecure in the URL): the connection is encrypted but anyone on the path can impersonate the server"
+        );
+    }
+    if given.is_none() {
+        return Ok(info);
+    }
+    let opts = t.load(pool_core::tls::SslMode::Require)?;
+    let certs = TlsCertificates {
+        client_tls: opts.client_pem().map(|(cert, key)| ClientTlsConfig {
+            client_cert: cert.to_vec(),
+            client_key: key.to_vec(),
+        }),
+        // `system` (no file): redis-rs's default, the OS roots.
+        root_cert: opts.root_pem().map(<[u8]>::to_vec),
+    };
+    let client = bb8_redis::redis::Client::build_with_tls(info, certs).map_err(|e| {
+        SettingsError::Invalid {
+            variable: given.map(|s| s.origin.clone()).unwrap_or_default(),
+            value: given.map(|s| s.value.clone()).unwrap_or_default(),
+            // redis-rs's parse errors name the PEM problem, never its content.
+            expected: format!(
+                "usable TLS files ({})",
+                e.detail().unwrap_or("rejected by redis-rs")
+            ),
+        }
+    })?;
+    Ok(client.get_connection_info().clone())
 }
 
 /// `redis://[user@]host:port/db`, never with the password.
@@ -169,6 +234,10 @@ impl Manager for RedisManager {
 
     fn classify(&self, error: &RedisError) -> ErrorClass {
         crate::classify(error)
+    }
+
+    fn error_message(&self, error: &RedisError) -> String {
+        crate::classify::describe(error)
     }
 
     fn target(&self) -> String {

@@ -92,8 +92,12 @@ pub fn failure(e: &RedisError) -> Failure {
     // is down ...`), so the code a person greps for is in the message.
     let message = match (e.code(), e.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
-        _ => e.to_string(),
+        _ => crate::classify::describe(e),
     };
+    // The message carries the TLS hint already (see `pool_core::error::chain`).
+    if crate::classify::tls_problem(e).is_some() {
+        return Failure::new(Stage::Tls, class, message);
+    }
     match e.code() {
         Some("WRONGPASS") => Failure::new(Stage::Auth, class, message)
             .with_hint("wrong user or password in the URL; waiting will not fix this"),

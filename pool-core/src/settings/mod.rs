@@ -114,6 +114,10 @@ pub struct PoolSettings {
     /// Checkouts slower than this are logged as warnings.
     #[serde(with = "secs")]
     pub slow_checkout: Duration,
+    /// TLS as configured by variables (`DB_SSLMODE`, `DB_SSLROOTCERT`,
+    /// `REDIS_TLS_CA_FILE`, ...); each backend merges its URL's own
+    /// parameters in (see [`crate::tls`]).
+    pub tls: crate::tls::TlsSettings,
 }
 
 impl PoolSettings {
@@ -136,6 +140,7 @@ impl PoolSettings {
             tcp_user_timeout: None,
             retry: RetryPolicy::default(),
             slow_checkout: Duration::ZERO,
+            tls: crate::tls::TlsSettings::default(),
         };
         for var in VARS.iter().filter(|v| !v.default.is_empty()) {
             let default = Value {
@@ -379,7 +384,7 @@ impl SettingsSource {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let looks_like_ours = ["pool_", "max_", "connect_", "tcp_", "retry_", "slow_"]
+            let looks_like_ours = ["pool_", "max_", "connect_", "tcp_", "retry_", "slow_", "ssl", "tls_"]
                 .iter()
                 .any(|p| key.starts_with(p));
             if looks_like_ours && !VARS.iter().any(|v| v.key == key) {

@@ -146,6 +146,53 @@ pub const VARS: &[Var] = &[
         },
     },
     Var {
+        key: "sslmode",
+        default: "",
+        doc: "PostgreSQL TLS mode, as libpq: `disable`, `allow`, `prefer` (the default when unset), `require`, `verify-ca`, `verify-full` (see the TLS section). Same as `sslmode` in the URL; the two must agree",
+        apply: |s, v| {
+            let mode = crate::tls::SslMode::parse(&v.text)
+                .ok_or_else(|| v.invalid(format!("one of {}", crate::tls::SslMode::NAMES.join(", "))))?;
+            s.tls.mode = Some(crate::tls::Sourced::new(mode.as_str(), v.origin.clone()));
+            Ok(())
+        },
+    },
+    Var {
+        key: "sslrootcert",
+        default: "",
+        doc: "PostgreSQL: the CA file (PEM) to verify the server against, or `system` for the OS roots. Same as `sslrootcert` in the URL",
+        apply: |s, v| tls_file(&mut s.tls.root_cert, v),
+    },
+    Var {
+        key: "sslcert",
+        default: "",
+        doc: "PostgreSQL: the client certificate file (PEM), for servers that require one. Same as `sslcert` in the URL",
+        apply: |s, v| tls_file(&mut s.tls.cert, v),
+    },
+    Var {
+        key: "sslkey",
+        default: "",
+        doc: "PostgreSQL: the client certificate's key file (PEM, unencrypted). Same as `sslkey` in the URL",
+        apply: |s, v| tls_file(&mut s.tls.key, v),
+    },
+    Var {
+        key: "tls_ca_file",
+        default: "",
+        doc: "Redis (`rediss://`): the CA file (PEM) to verify the server against instead of the OS roots (with the `REDIS_` prefix: `REDIS_TLS_CA_FILE`)",
+        apply: |s, v| tls_file(&mut s.tls.root_cert, v),
+    },
+    Var {
+        key: "tls_cert_file",
+        default: "",
+        doc: "Redis (`rediss://`): the client certificate file (PEM), for `tls-auth-clients yes` (`REDIS_TLS_CERT_FILE`)",
+        apply: |s, v| tls_file(&mut s.tls.cert, v),
+    },
+    Var {
+        key: "tls_key_file",
+        default: "",
+        doc: "Redis (`rediss://`): the client certificate's key file (PEM) (`REDIS_TLS_KEY_FILE`)",
+        apply: |s, v| tls_file(&mut s.tls.key, v),
+    },
+    Var {
         key: "pool_name",
         default: "",
         doc: "the pool's name in logs, metrics and errors (default: the prefix in lower case, `db`)",
@@ -155,6 +202,23 @@ pub const VARS: &[Var] = &[
         },
     },
 ];
+
+/// Stores a TLS file setting; the libpq and the Redis spelling of one
+/// setting (`DB_SSLROOTCERT`, `DB_TLS_CA_FILE`) must not disagree.
+fn tls_file(slot: &mut Option<crate::tls::Sourced>, v: &Value) -> Result<(), SettingsError> {
+    let text = v.text.trim();
+    if text.is_empty() {
+        return Ok(());
+    }
+    if let Some(prev) = slot.as_ref().filter(|p| p.value != text) {
+        return Err(v.invalid(format!(
+            "the same file as {} ({:?}), or only one of the two",
+            prev.origin, prev.value
+        )));
+    }
+    *slot = Some(crate::tls::Sourced::new(text, v.origin.clone()));
+    Ok(())
+}
 
 /// The variable holding `key` under `prefix` (`DB_`, `pool_size` ->
 /// `DB_POOL_SIZE`).
@@ -166,9 +230,10 @@ pub fn env_name(prefix: &str, key: &str) -> String {
 pub fn reference_table(prefix: &str) -> String {
     let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
     for v in VARS {
-        let default = match v.default {
-            "" => "the prefix, lower case".to_string(),
-            d => d.to_string(),
+        let default = match (v.key, v.default) {
+            ("pool_name", "") => "the prefix, lower case".to_string(),
+            (_, "") => "unset".to_string(),
+            (_, d) => d.to_string(),
         };
         out.push_str(&format!(
             "| `{}` | {default} | {} |\n",
