@@ -37,7 +37,7 @@ type Inner = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
 /// How PostgreSQL connections use TLS (built once per pool or probe).
 #[derive(Clone)]
 pub struct PgTls {
-    opts: TlsOptions,
+    opts: Arc<TlsOptions>,
     connector: Option<MakeRustlsConnect>,
 }
 
@@ -64,7 +64,10 @@ impl PgTls {
                 &opts,
             )?)),
         };
-        Ok(PgTls { opts, connector })
+        Ok(PgTls {
+            opts: Arc::new(opts),
+            connector,
+        })
     }
 
     /// The TLS options in use.

@@ -318,7 +318,7 @@ async fn redis_tls_with_a_private_ca_and_insecure() {
     .unwrap();
     let url = server.tls_url().unwrap();
     let ca = ("REDIS_TLS_CA_FILE", path(certs.ca()));
-    let pool = pool_redis::build_pool(redis_settings(&url, &[ca.clone()])).unwrap();
+    let pool = pool_redis::build_pool(redis_settings(&url, std::slice::from_ref(&ca))).unwrap();
     assert_eq!(redis_ping(&pool).await.unwrap(), "PONG");
 
     // Without the CA file the OS roots do not know the test CA.
@@ -361,7 +361,7 @@ async fn redis_client_certificates_and_expired_server_certificates() {
     ))
     .unwrap();
     assert_eq!(redis_ping(&pool).await.unwrap(), "PONG");
-    let pool = pool_redis::build_pool(redis_settings(&url, &[ca.clone()])).unwrap();
+    let pool = pool_redis::build_pool(redis_settings(&url, std::slice::from_ref(&ca))).unwrap();
     let err = redis_ping(&pool).await.expect_err("no client certificate");
     let e = err.to_string();
     assert!(e.to_lowercase().contains("certificate"), "{e}");
