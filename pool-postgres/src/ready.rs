@@ -1,6 +1,6 @@
 //! The PostgreSQL startup wait: DNS, TCP, then an authenticated `SELECT 1`.
 
-use crate::manager::{target_of, pg_config, pg_tls};
+use crate::manager::{pg_config, pg_tls, target_of};
 use crate::tls::{Negotiated, PgTls};
 use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
 use pool_core::{ErrorClass, PoolSettings, SettingsError};

@@ -101,7 +101,7 @@ impl PgTls {
                 match plain(&config).await {
                     Err(e) if refused_login(&e) => {
                         tracing::info!(
-                            error = %crate::classify::describe(&e),
+                            error = %crate::classify::error_message(&e),
                             "the server refused a plaintext login (sslmode=allow): trying TLS"
                         );
                         config.ssl_mode(DriverSslMode::Require);

@@ -60,7 +60,7 @@ pub fn tls_problem(e: &RedisError) -> Option<pool_core::tls::TlsProblem> {
 
 /// The error as shown in messages: its cause chain, redacted, with a hint
 /// when TLS failed.
-pub fn describe(e: &RedisError) -> String {
+pub fn error_message(e: &RedisError) -> String {
     let msg = pool_core::error::chain(e);
     match tls_problem(e) {
         Some(p) if !msg.contains("(hint: ") => format!("{msg} (hint: {})", p.hint()),

@@ -237,7 +237,7 @@ impl Manager for RedisManager {
     }
 
     fn error_message(&self, error: &RedisError) -> String {
-        crate::classify::describe(error)
+        crate::classify::error_message(error)
     }
 
     fn target(&self) -> String {

@@ -92,7 +92,7 @@ pub fn failure(e: &RedisError) -> Failure {
     // is down ...`), so the code a person greps for is in the message.
     let message = match (e.code(), e.detail()) {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
-        _ => crate::classify::describe(e),
+        _ => crate::classify::error_message(e),
     };
     // The message carries the TLS hint already (see `pool_core::error::chain`).
     if crate::classify::tls_problem(e).is_some() {
