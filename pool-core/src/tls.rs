@@ -260,7 +260,46 @@ fn parse_certs(
     Ok((path, pem, certs))
 }
 
+/// The libpq URL parameters that are TLS settings (handled here, never
+/// passed to tokio-postgres, which knows only some of them).
+pub const URL_PARAMS: [&str; 4] = ["sslmode", "sslrootcert", "sslcert", "sslkey"];
+
 impl TlsSettings {
+    /// Merges the TLS parameters of a URL (held in `url_var`) into the
+    /// settings from variables. A URL parameter and a variable that
+    /// disagree is an error naming both.
+    pub fn with_url_params<'a>(
+        &self,
+        url_var: &str,
+        param: impl Fn(&str) -> Option<&'a str>,
+    ) -> Result<TlsSettings, SettingsError> {
+        let mut out = self.clone();
+        let slots = [
+            &mut out.mode,
+            &mut out.root_cert,
+            &mut out.cert,
+            &mut out.key,
+        ];
+        for (name, slot) in URL_PARAMS.into_iter().zip(slots) {
+            let Some(value) = param(name).map(str::trim).filter(|v| !v.is_empty()) else {
+                continue;
+            };
+            let from_url = Sourced::new(value, format!("{name} in {url_var}"));
+            if let Some(var) = slot.as_ref().filter(|v| v.value != value) {
+                return Err(SettingsError::Invalid {
+                    variable: var.origin.clone(),
+                    value: var.value.clone(),
+                    expected: format!(
+                        "the same value as {} ({value:?}), or only one of the two",
+                        from_url.origin
+                    ),
+                });
+            }
+            *slot = Some(from_url);
+        }
+        Ok(out)
+    }
+
     /// Reads the files and checks the combination. `default_mode` applies
     /// when no mode is set (`prefer` for PostgreSQL; Redis decides by the
     /// URL scheme).
@@ -640,6 +679,32 @@ mod tests {
         }
         assert_eq!(SslMode::parse("verify-ful"), None);
         assert_eq!(SslMode::default(), SslMode::Prefer);
+    }
+
+    #[test]
+    fn url_parameters_and_variables_must_agree() {
+        let vars = TlsSettings {
+            mode: Some(Sourced::new("require", "DB_SSLMODE")),
+            ..TlsSettings::default()
+        };
+        let url = |k: &str| (k == "sslmode").then_some("verify-full");
+        let e = vars
+            .with_url_params("DATABASE_URL", url)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("DB_SSLMODE") && e.contains("sslmode in DATABASE_URL"),
+            "{e}"
+        );
+        let same = |k: &str| (k == "sslmode").then_some("require");
+        let merged = vars.with_url_params("DATABASE_URL", same).unwrap();
+        assert_eq!(merged.mode.unwrap().value, "require");
+        let root = |k: &str| (k == "sslrootcert").then_some("/ca.pem");
+        let merged = vars.with_url_params("DATABASE_URL", root).unwrap();
+        assert_eq!(
+            merged.root_cert.unwrap().origin,
+            "sslrootcert in DATABASE_URL"
+        );
     }
 
     #[test]

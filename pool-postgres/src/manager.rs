@@ -67,9 +67,17 @@ impl PgManager {
 }
 
 /// The TLS setup of `settings` (`sslmode` defaults to `prefer`, as libpq).
+/// URL parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) and
+/// the `DB_SSL*` variables are merged; they must agree.
 pub fn pg_tls(settings: &PoolSettings) -> Result<PgTls, SettingsError> {
-    let opts = settings.tls.load(pool_core::tls::SslMode::Prefer)?;
-    PgTls::new(opts)
+    let parsed = settings
+        .url
+        .as_ref()
+        .and_then(|u| ConnUrl::parse_for(Backend::Postgres, u.expose()).ok());
+    let tls = settings
+        .tls
+        .with_url_params(&url_variable(settings), |k| parsed.as_ref()?.param(k))?;
+    PgTls::new(tls.load(pool_core::tls::SslMode::Prefer)?)
 }
 
 /// Parses the URL in `settings` with the one grammar ([`pool_core::url`])
@@ -124,9 +132,12 @@ pub fn config_from(url: &ConnUrl) -> Result<Config, String> {
     if let Some((key, _)) = url.secret_params.first() {
         return Err(format!("option '{key}' is not supported by tokio-postgres"));
     }
+    // The TLS parameters are ours (see `pg_tls`); tokio-postgres knows
+    // only some of them.
     let options: Vec<String> = url
         .params
         .iter()
+        .filter(|(k, _)| !pool_core::tls::URL_PARAMS.contains(&k.as_str()))
         .map(|(k, v)| format!("{k}='{}'", v.replace('\\', "\\\\").replace('\'', "\\'")))
         .collect();
     let mut config = Config::from_str(&options.join(" "))
@@ -296,12 +307,22 @@ mod tests {
     #[test]
     fn a_bad_option_is_named() {
         let err = PgManager::new(&settings(
+            "postgres://app:hunter2@db/app?sslmode=verify-ful",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("'sslmode'") && err.contains("verify-ful"),
+            "{err}"
+        );
+        // verify-full is known, and needs a root certificate.
+        let err = PgManager::new(&settings(
             "postgres://app:hunter2@db/app?sslmode=verify-full",
         ))
         .unwrap_err()
         .to_string();
         assert!(
-            err.contains("'sslmode'") && err.contains("verify-full"),
+            err.contains("sslmode in DATABASE_URL") && err.contains("sslrootcert"),
             "{err}"
         );
         assert!(!err.contains("hunter2"), "{err}");

@@ -129,6 +129,7 @@ pub fn info_from(url: &ConnUrl) -> Result<ConnectionInfo, String> {
         redis = redis.set_protocol(ProtocolVersion::RESP3);
     }
     Ok(addr.set_redis_settings(redis))
+}
 
 /// Applies `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE` and
 /// `REDIS_TLS_KEY_FILE` (by prefix) to a `rediss://` URL: a private CA

@@ -384,9 +384,11 @@ impl SettingsSource {
                 continue;
             };
             let key = rest.to_ascii_lowercase();
-            let looks_like_ours = ["pool_", "max_", "connect_", "tcp_", "retry_", "slow_", "ssl", "tls_"]
-                .iter()
-                .any(|p| key.starts_with(p));
+            let looks_like_ours = [
+                "pool_", "max_", "connect_", "tcp_", "retry_", "slow_", "ssl", "tls_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p));
             if looks_like_ours && !VARS.iter().any(|v| v.key == key) {
                 tracing::warn!(variable = %name, "unknown pool setting ignored (typo?)");
             }

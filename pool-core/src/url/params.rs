@@ -102,9 +102,23 @@ pub const POSTGRES_PARAMS: &[ParamSpec] = &[
     spec("application_name", any, "name shown in pg_stat_activity"),
     spec(
         "sslmode",
-        one_of!("disable", "prefer", "require"),
-        "whether to use TLS",
+        one_of!(
+            "disable",
+            "allow",
+            "prefer",
+            "require",
+            "verify-ca",
+            "verify-full"
+        ),
+        "whether to use TLS and what to verify (libpq's meaning; see pool_core::tls)",
     ),
+    spec(
+        "sslrootcert",
+        any,
+        "the CA file to verify the server against, or `system`",
+    ),
+    spec("sslcert", any, "the client certificate file"),
+    spec("sslkey", any, "the client certificate's key file"),
     spec(
         "sslnegotiation",
         one_of!("postgres", "direct"),

@@ -90,6 +90,26 @@ async fn postgres_sslmodes_against_a_tls_only_server() {
     let pool = pool_postgres::build_pool(s).unwrap();
     assert!(pg_ssl_in_use(&pool).await.unwrap());
 
+    // The same in the URL, as libpq writes it.
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        pg.url_at("localhost"),
+        certs.ca().display()
+    );
+    assert!(
+        pg_ssl_in_use(&pool_postgres::build_pool(pg_settings(&url, &[])).unwrap())
+            .await
+            .unwrap()
+    );
+    // A URL parameter and a variable that disagree: an error naming both.
+    let e = pool_postgres::build_pool(pg_settings(&url, &[("DB_SSLMODE", "require".into())]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("DB_SSLMODE") && e.contains("sslmode in DATABASE_URL"),
+        "{e}"
+    );
+
     // verify-ca ignores the name, checks the chain.
     let s = pg_settings(&pg.url(), &[("DB_SSLMODE", "verify-ca".into()), ca.clone()]);
     assert!(pg_ssl_in_use(&pool_postgres::build_pool(s).unwrap())
