@@ -98,6 +98,27 @@ pub struct WaitArgs {
     /// (same PID, its exit code is the container's).
     #[arg(last = true, value_name = "COMMAND")]
     pub exec: Vec<String>,
+
+    /// TLS files.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS files for every TLS target (override `DB_SSLROOTCERT`,
+/// `DB_SSLCERT`, `DB_SSLKEY` for PostgreSQL and `REDIS_TLS_CA_FILE`,
+/// `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` for `rediss://`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
+    /// CA file (PEM) to verify servers against (`system`: the OS roots,
+    /// PostgreSQL only).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<String>,
+    /// Client certificate file (PEM), for servers that require one.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<String>,
+    /// The client certificate's key file (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<String>,
 }
 
 /// Options of `doctor`.
@@ -114,6 +135,10 @@ pub struct DoctorArgs {
     /// Print the diagnosis as one JSON object on stdout instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// TLS files.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 impl WaitArgs {

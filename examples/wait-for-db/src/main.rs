@@ -63,7 +63,7 @@ fn fail(code: i32, message: &str) -> ! {
 }
 
 /// Reads the targets, or exits 2 with the reason.
-fn read_targets(args: &[String], attempt_timeout: Duration) -> Vec<Target> {
+fn read_targets(args: &[String], attempt_timeout: Duration, tls: &cli::TlsArgs) -> Vec<Target> {
     // Without arguments: DATABASE_URL and REDIS_URL, each possibly read
     // from the file its `_FILE` variable names (a Docker secret). A
     // variable that is not UTF-8 is an error naming it; others are ignored.
@@ -90,8 +90,13 @@ fn read_targets(args: &[String], attempt_timeout: Duration) -> Vec<Target> {
             }
         }
     }
-    let targets = targets::from_args_or_env(args, |v| Ok(env.get(v).cloned()), attempt_timeout)
-        .unwrap_or_else(|e| fail(exit::USAGE, &e.to_string()));
+    let targets = targets::from_args_or_env_tls(
+        args,
+        |v| Ok(env.get(v).cloned()),
+        attempt_timeout,
+        &targets::TlsInputs::from_env(tls),
+    )
+    .unwrap_or_else(|e| fail(exit::USAGE, &e.to_string()));
     if targets.is_empty() {
         fail(
             exit::USAGE,
@@ -105,7 +110,7 @@ fn run_wait(rt: tokio::runtime::Runtime, args: &WaitArgs) -> ! {
     if let Err(e) = args.validate() {
         fail(exit::USAGE, &e);
     }
-    let targets = read_targets(&args.targets, args.attempt_timeout);
+    let targets = read_targets(&args.targets, args.attempt_timeout, &args.tls);
     let opts = WaitOptions {
         deadline: args.deadline(),
         retry: RetryPolicy {
@@ -156,7 +161,7 @@ fn run_wait(rt: tokio::runtime::Runtime, args: &WaitArgs) -> ! {
 }
 
 fn run_doctor(rt: &tokio::runtime::Runtime, args: &DoctorArgs) -> i32 {
-    let targets = read_targets(&args.targets, args.attempt_timeout);
+    let targets = read_targets(&args.targets, args.attempt_timeout, &args.tls);
     let diagnoses = rt.block_on(doctor::diagnose_all(&targets, args.attempt_timeout));
     let passed = diagnoses.iter().all(doctor::Diagnosis::passed);
     let code = if passed { exit::READY } else { exit::NOT_READY };

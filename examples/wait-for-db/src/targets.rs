@@ -9,6 +9,7 @@
 
 use pool_core::redact::{redact_url, SecretUrl};
 use pool_core::startup::{Endpoint, Failure, Probe, Ready, WaitError, WaitOptions};
+use pool_core::tls::{Sourced, TlsSettings};
 use pool_core::{Backend, ConnUrl, PoolSettings, SettingsError};
 use pool_postgres::PgProbe;
 use pool_redis::RedisProbe;
@@ -78,10 +79,23 @@ pub enum Target {
 
 impl Target {
     /// Parses `url`; `attempt_timeout` bounds the driver's own connect.
+    /// No TLS files (see [`Target::parse_tls`]).
+    #[cfg(test)]
     pub fn parse(
         url: &str,
         source: Source,
         attempt_timeout: Duration,
+    ) -> Result<Self, TargetError> {
+        Self::parse_tls(url, source, attempt_timeout, &TlsInputs::default())
+    }
+
+    /// Parses `url` with the TLS settings of its scheme's prefix (`DB_`
+    /// for PostgreSQL, `REDIS_` for Redis) from `tls`.
+    pub fn parse_tls(
+        url: &str,
+        source: Source,
+        attempt_timeout: Duration,
+        tls: &TlsInputs,
     ) -> Result<Self, TargetError> {
         let invalid = |reason: String| TargetError {
             source: source.clone(),
@@ -109,7 +123,13 @@ impl Target {
         // Everything else goes through the pools' one URL grammar.
         let parsed = ConnUrl::parse(trimmed)
             .map_err(|e| invalid(format!("{e}; or tcp://HOST:PORT for a plain port")))?;
-        let settings = settings(trimmed, &source, attempt_timeout);
+        let mut settings = settings(trimmed, &source, attempt_timeout);
+        settings.tls = match parsed.backend {
+            Backend::Postgres => tls.postgres.clone(),
+            // TLS files make sense for rediss:// only (an error otherwise).
+            Backend::Redis if parsed.tls => tls.redis.clone(),
+            Backend::Redis => TlsSettings::default(),
+        };
         match parsed.backend {
             Backend::Postgres => PgProbe::new(&settings)
                 .map(Target::Postgres)
@@ -167,6 +187,68 @@ fn settings(url: &str, source: &Source, attempt_timeout: Duration) -> PoolSettin
     s
 }
 
+/// The TLS settings of each backend: the variables of its prefix, then
+/// `--tls-ca`, `--tls-cert`, `--tls-key` over them.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInputs {
+    /// For PostgreSQL targets (`DB_SSLMODE`, `DB_SSLROOTCERT`,
+    /// `DB_SSLCERT`, `DB_SSLKEY`).
+    pub postgres: TlsSettings,
+    /// For `rediss://` targets (`REDIS_TLS_CA_FILE`,
+    /// `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE`).
+    pub redis: TlsSettings,
+}
+
+impl TlsInputs {
+    /// Reads the variables from the process environment (a variable that
+    /// is not UTF-8 is ignored here; the pools report it) and applies the
+    /// flags.
+    pub fn from_env(flags: &crate::cli::TlsArgs) -> TlsInputs {
+        Self::from_lookup(flags, |name| {
+            pool_core::settings::env::var(name).ok().flatten()
+        })
+    }
+
+    /// Like [`from_env`](Self::from_env) with another source of variables.
+    pub fn from_lookup(
+        flags: &crate::cli::TlsArgs,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> TlsInputs {
+        let get = |name: &str| {
+            lookup(name)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Sourced::new(v.trim(), name))
+        };
+        let flag = |value: &Option<String>, name: &str| {
+            value.as_ref().map(|v| Sourced::new(v.trim(), name))
+        };
+        let mut postgres = TlsSettings {
+            mode: get("DB_SSLMODE"),
+            root_cert: get("DB_SSLROOTCERT"),
+            cert: get("DB_SSLCERT"),
+            key: get("DB_SSLKEY"),
+        };
+        let mut redis = TlsSettings {
+            mode: None,
+            root_cert: get("REDIS_TLS_CA_FILE"),
+            cert: get("REDIS_TLS_CERT_FILE"),
+            key: get("REDIS_TLS_KEY_FILE"),
+        };
+        for t in [&mut postgres, &mut redis] {
+            if let Some(v) = flag(&flags.tls_ca, "--tls-ca") {
+                t.root_cert = Some(v);
+            }
+            if let Some(v) = flag(&flags.tls_cert, "--tls-cert") {
+                t.cert = Some(v);
+            }
+            if let Some(v) = flag(&flags.tls_key, "--tls-key") {
+                t.key = Some(v);
+            }
+        }
+        TlsInputs { postgres, redis }
+    }
+}
+
 fn settings_reason(e: SettingsError) -> String {
     match e {
         SettingsError::InvalidUrl { reason, .. } => reason,
@@ -174,19 +256,30 @@ fn settings_reason(e: SettingsError) -> String {
     }
 }
 
-/// Reads the targets: the arguments, or else `DATABASE_URL` and `REDIS_URL`.
-/// `lookup` reads a variable (the process environment in the binary); a
-/// variable that is not UTF-8 is an error naming it.
+/// Reads the targets without TLS files (see [`from_args_or_env_tls`]).
+#[cfg(test)]
 pub fn from_args_or_env(
     args: &[String],
     lookup: impl Fn(&str) -> Result<Option<String>, SettingsError>,
     attempt_timeout: Duration,
 ) -> Result<Vec<Target>, TargetError> {
+    from_args_or_env_tls(args, lookup, attempt_timeout, &TlsInputs::default())
+}
+
+/// Reads the targets: the arguments, or else `DATABASE_URL` and `REDIS_URL`.
+/// `lookup` reads a variable (the process environment in the binary); a
+/// variable that is not UTF-8 is an error naming it.
+pub fn from_args_or_env_tls(
+    args: &[String],
+    lookup: impl Fn(&str) -> Result<Option<String>, SettingsError>,
+    attempt_timeout: Duration,
+    tls: &TlsInputs,
+) -> Result<Vec<Target>, TargetError> {
     if !args.is_empty() {
         return args
             .iter()
             .enumerate()
-            .map(|(i, url)| Target::parse(url, Source::Arg(i + 1), attempt_timeout))
+            .map(|(i, url)| Target::parse_tls(url, Source::Arg(i + 1), attempt_timeout, tls))
             .collect();
     }
     let mut targets = Vec::new();
@@ -205,7 +298,12 @@ pub fn from_args_or_env(
             },
         })?;
         if let Some(url) = value.filter(|u| !u.trim().is_empty()) {
-            targets.push(Target::parse(&url, Source::Env(var), attempt_timeout)?);
+            targets.push(Target::parse_tls(
+                &url,
+                Source::Env(var),
+                attempt_timeout,
+                tls,
+            )?);
         }
     }
     Ok(targets)

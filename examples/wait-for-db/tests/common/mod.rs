@@ -24,6 +24,13 @@ pub fn wait_for_db() -> Command {
         "WAIT_FOR_DB_LOG",
         "DB_POOL_SIZE",
         "DB_MAX_OVERFLOW",
+        "DB_SSLMODE",
+        "DB_SSLROOTCERT",
+        "DB_SSLCERT",
+        "DB_SSLKEY",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
     ] {
         cmd.env_remove(var);
     }
