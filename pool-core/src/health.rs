@@ -362,6 +362,8 @@ mod tests {
             waiting: 3,
             connecting: 0,
             counters: PoolCounters::default(),
+            housekeeper: None,
+            paused: false,
         }
     }
 

@@ -31,6 +31,11 @@
 //! | `db_pool_connections_closed_total` | counter | `pool`, `reason` (see [`CloseReason`]) | connections closed, by reason | — |
 //! | `db_pool_connect_failures_total` | counter | `pool`, `class` (see [`ErrorClass`]) | failed connection attempts, by error class | — |
 //! | `db_pool_validations_total` | counter | `pool` | validation pings sent at checkout | — |
+//! | `db_pool_keepalives_total` | counter | `pool` | background keepalive pings of idle connections (`DB_POOL_KEEPALIVE`) | — (pgxpool health checks) |
+//! | `db_pool_leaks_total` | counter | `pool` | connections held longer than `DB_POOL_LEAK_THRESHOLD` (each checkout counted once) | — (HikariCP logs leaks only) |
+//!
+//! The close reasons `idle_timeout`, `lifetime` and `keepalive_failed` are
+//! the housekeeper's (see [`crate::Pool`]'s upkeep).
 //!
 //! Histograms are in seconds; with Prometheus, give them buckets (for
 //! example [`SECONDS_BUCKETS`] for every name ending in `_seconds`),
@@ -71,9 +76,13 @@ pub const CONNECTIONS_CLOSED: &str = "db_pool_connections_closed_total";
 pub const CONNECT_FAILURES: &str = "db_pool_connect_failures_total";
 /// Counter: validation pings sent.
 pub const VALIDATIONS: &str = "db_pool_validations_total";
+/// Counter: background keepalive pings.
+pub const KEEPALIVES: &str = "db_pool_keepalives_total";
+/// Counter: checkouts held longer than the leak threshold.
+pub const LEAKS: &str = "db_pool_leaks_total";
 
 /// Every metric name, for documentation and tests.
-pub const ALL_NAMES: [&str; 14] = [
+pub const ALL_NAMES: [&str; 16] = [
     CONNECTIONS,
     WAITING_CHECKOUTS,
     CONNECTIONS_MIN,
@@ -88,6 +97,8 @@ pub const ALL_NAMES: [&str; 14] = [
     CONNECTIONS_CLOSED,
     CONNECT_FAILURES,
     VALIDATIONS,
+    KEEPALIVES,
+    LEAKS,
 ];
 
 /// Histogram buckets (seconds) suited to checkout waits, usage and
@@ -162,6 +173,16 @@ pub fn register_descriptions() {
         Unit::Count,
         "Validation pings sent at checkout"
     );
+    describe_counter!(
+        KEEPALIVES,
+        Unit::Count,
+        "Background keepalive pings of idle connections"
+    );
+    describe_counter!(
+        LEAKS,
+        Unit::Count,
+        "Checkouts held longer than the leak threshold"
+    );
 }
 
 /// One pool's metric handles, registered once when the pool is built.
@@ -183,6 +204,8 @@ pub(crate) struct PoolMetrics {
     closed: [Counter; CloseReason::ALL.len()],
     connect_failures: [Counter; ErrorClass::ALL.len()],
     pub validations: Counter,
+    pub keepalives: Counter,
+    pub leaks: Counter,
 }
 
 impl std::fmt::Debug for PoolMetrics {
@@ -219,6 +242,8 @@ impl PoolMetrics {
                 counter!(CONNECT_FAILURES, "pool" => pool.clone(), "class" => class.as_str())
             }),
             validations: counter!(VALIDATIONS, "pool" => pool.clone()),
+            keepalives: counter!(KEEPALIVES, "pool" => pool.clone()),
+            leaks: counter!(LEAKS, "pool" => pool.clone()),
         }
     }
 

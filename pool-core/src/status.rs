@@ -90,6 +90,13 @@ close_reasons! {
     Cancelled => cancelled,
     /// The pool was closed.
     PoolClosed => pool_closed,
+    /// The housekeeper closed it: idle longer than `idle_timeout` while more
+    /// than `min_idle` connections were idle.
+    IdleTimeout => idle_timeout,
+    /// The housekeeper closed it while idle: older than `pool_recycle`.
+    Lifetime => lifetime,
+    /// Its background keepalive ping failed or timed out.
+    KeepaliveFailed => keepalive_failed,
 }
 
 impl ClosedCounts {
@@ -132,6 +139,21 @@ pub struct PoolCounters {
     pub validations_skipped: u64,
     /// Connections closed, by reason.
     pub closed: ClosedCounts,
+    /// Checkouts held longer than the leak threshold (each reported once).
+    pub leaks: u64,
+    /// Background keepalive pings sent.
+    pub keepalives: u64,
+}
+
+/// What the housekeeper did last (present when the pool has one).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HousekeeperStatus {
+    /// Runs so far.
+    pub runs: u64,
+    /// When the last run ended (wall clock), `None` before the first.
+    pub last_run: Option<std::time::SystemTime>,
+    /// Time between runs, in seconds.
+    pub period: f64,
 }
 
 /// A point-in-time view of a pool.
@@ -161,6 +183,10 @@ pub struct PoolStatus {
     pub connecting: u32,
     /// Counters since start.
     pub counters: PoolCounters,
+    /// The housekeeper, `None` when no upkeep feature is on.
+    pub housekeeper: Option<HousekeeperStatus>,
+    /// True while checkouts are paused ([`Pool::pause`](crate::Pool::pause)).
+    pub paused: bool,
 }
 
 /// The atomic counters behind [`PoolCounters`].
@@ -179,6 +205,8 @@ pub(crate) struct Stats {
     pub created: AtomicU64,
     pub validations: AtomicU64,
     pub validations_skipped: AtomicU64,
+    pub leaks: AtomicU64,
+    pub keepalives: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
@@ -212,6 +240,8 @@ impl Stats {
             validations: self.validations.load(Relaxed),
             validations_skipped: self.validations_skipped.load(Relaxed),
             closed: ClosedCounts::from_indexed(self.closed.each_ref().map(|c| c.load(Relaxed))),
+            leaks: self.leaks.load(Relaxed),
+            keepalives: self.keepalives.load(Relaxed),
         }
     }
 }

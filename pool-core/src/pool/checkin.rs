@@ -18,11 +18,12 @@ impl<M: Manager> Inner<M> {
     /// Takes a connection back from a caller.
     pub(super) fn give_back(
         &self,
-        tracked: Tracked<M::Connection>,
+        mut tracked: Tracked<M::Connection>,
         broken: bool,
         checked_out: Instant,
     ) {
         let now = Instant::now();
+        tracked.went_idle(now);
         self.events.returned(now.duration_since(checked_out));
         self.in_use.fetch_sub(1, Relaxed);
         let reason = if broken {

@@ -18,6 +18,8 @@ use super::policy::Verdict;
 use super::{lock, Inner, Manager, Pool, Pooled, Tracked};
 use crate::error::PoolError;
 use crate::status::CloseReason;
+use std::future::Future;
+use std::panic::Location;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,8 +27,13 @@ use tracing::Instrument;
 
 impl<M: Manager> Pool<M> {
     /// Checks a connection out, waiting at most `pool_timeout`.
-    pub async fn get(&self) -> Result<Pooled<M>, PoolError> {
-        self.get_timeout(self.inner.settings.pool_timeout).await
+    ///
+    /// The caller's location is kept for leak detection
+    /// (`leak_threshold`), so this is a `#[track_caller]` function returning
+    /// the checkout's future.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Pooled<M>, PoolError>> + Send + '_ {
+        self.get_timeout(self.inner.settings.pool_timeout)
     }
 
     /// Checks a connection out, waiting at most `timeout` (a health probe
@@ -36,22 +43,29 @@ impl<M: Manager> Pool<M> {
     /// subscriber enables it) that records its `wait_us` and `outcome`
     /// (`ok`, `timeout`, `fatal`, `closed`); one slower than
     /// `slow_checkout` is logged as a warning.
-    pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M>, PoolError> {
-        // Fast path: a free slot and an idle connection that needs no ping
-        // are handed out without a future, a timer, a span or a second
-        // clock read (the wait is zero).
-        if let Some(pooled) = self.try_get_now() {
-            self.inner.events.checked_out_at_once();
-            return Ok(pooled);
+    #[track_caller]
+    pub fn get_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Pooled<M>, PoolError>> + Send + '_ {
+        let at = Location::caller();
+        async move {
+            // Fast path: a free slot and an idle connection that needs no
+            // ping are handed out without a future, a timer, a span or a
+            // second clock read (the wait is zero).
+            if let Some(pooled) = self.try_get_now() {
+                self.inner.events.checked_out_at_once();
+                return Ok(pooled.leased_to(at));
+            }
+            Ok(self.get_slow(timeout).await?.leased_to(at))
         }
-        self.get_slow(timeout).await
     }
 
     /// A checkout that cannot wait: `None` unless a slot is free and the
     /// most recently returned idle connection may be handed out unpinged.
     fn try_get_now(&self) -> Option<Pooled<M>> {
         let inner = &*self.inner;
-        if inner.closed.load(Relaxed) {
+        if inner.closed.load(Relaxed) || inner.upkeep.is_paused() {
             return None;
         }
         let slot = inner.try_slot()?;
@@ -136,6 +150,8 @@ impl<M: Manager> Pool<M> {
     /// A closed pool ends it at any await point.
     async fn checkout(&self, deadline: Instant) -> Result<Pooled<M>, PoolError> {
         let inner = &self.inner;
+        super::upkeep::start(inner);
+        inner.wait_while_paused().await;
         if inner.closed.load(Relaxed) {
             return Err(inner.closed_error());
         }
@@ -226,7 +242,7 @@ impl<M: Manager> Pool<M> {
         }
     }
 
-    fn timeout_error(&self, timeout: Duration, waited: Duration) -> PoolError {
+    pub(super) fn timeout_error(&self, timeout: Duration, waited: Duration) -> PoolError {
         PoolError::Timeout {
             timeout,
             waited,

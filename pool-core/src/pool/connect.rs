@@ -67,6 +67,8 @@ impl<M: Manager> Inner<M> {
                     created: now,
                     retire_at: self.retire_at(now),
                     last_ok: now,
+                    idle_since: now,
+                    lease: self.new_lease(),
                 }));
             }
             Ok(Err(e)) => ConnectFailure {

@@ -127,6 +127,18 @@ impl Events {
         Stats::inc(&self.stats.validations_skipped);
     }
 
+    /// A background keepalive ping was sent.
+    pub(crate) fn keepalive_sent(&self) {
+        Stats::inc(&self.stats.keepalives);
+        self.metrics.keepalives.increment(1);
+    }
+
+    /// A checkout was found held longer than the leak threshold.
+    pub(crate) fn leak_found(&self) {
+        Stats::inc(&self.stats.leaks);
+        self.metrics.leaks.increment(1);
+    }
+
     /// A connection was closed.
     pub(crate) fn closed(&self, reason: CloseReason) {
         self.stats.closed(reason);

@@ -44,6 +44,7 @@ mod policy;
 mod pooled;
 #[cfg(test)]
 mod tests;
+mod upkeep;
 
 pub use manager::Manager;
 pub use pooled::Pooled;
@@ -71,6 +72,11 @@ struct Tracked<C> {
     /// count: a caller that gave up mid-request (its own timeout, a
     /// cancelled task) may hand back a connection that will never answer.
     last_ok: Instant,
+    /// When it last went idle (opened, or returned): the idle timeout and
+    /// keepalive count from here.
+    idle_since: Instant,
+    /// Where it is checked out, for leak detection (`None` when off).
+    lease: Option<Arc<upkeep::Lease>>,
 }
 
 /// The last error seen from the server, with its wall-clock time.
@@ -115,6 +121,8 @@ struct Inner<M: Manager> {
     /// Nanoseconds the last successful connect took (0 = none yet), to time
     /// the last attempt before a deadline.
     last_connect_ns: AtomicU64,
+    /// The housekeeper, leases and pause flag ([`upkeep`]).
+    upkeep: upkeep::Upkeep,
 }
 
 /// A pool of connections made by a [`Manager`]. Cheap to clone; clones share
@@ -148,11 +156,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<M: Manager> Pool<M> {
-    /// Creates a pool. No connection is opened until the first checkout.
+    /// Creates a pool and, when an upkeep feature is on and a tokio runtime
+    /// is running, its housekeeper (else at the first checkout). Without
+    /// `min_idle` no connection is opened until the first checkout.
     pub fn new(manager: M, settings: PoolSettings) -> Self {
         let target = redact_url(&manager.target());
         let slots = settings.max_size().map(|n| Semaphore::new(n as usize));
-        Pool {
+        let pool = Pool {
             inner: Arc::new(Inner {
                 manager,
                 target,
@@ -171,9 +181,12 @@ impl<M: Manager> Pool<M> {
                 backing_off: AtomicU32::new(0),
                 closing: Notify::new(),
                 last_connect_ns: AtomicU64::new(0),
+                upkeep: upkeep::Upkeep::new(&settings),
                 settings,
             }),
-        }
+        };
+        upkeep::start(&pool.inner);
+        pool
     }
 
     /// The settings the pool runs with.
@@ -209,6 +222,8 @@ impl<M: Manager> Pool<M> {
             waiting: inner.waiting.load(Relaxed),
             connecting: inner.connecting.load(Relaxed),
             counters: inner.events.counters(),
+            housekeeper: inner.upkeep.status(),
+            paused: inner.upkeep.is_paused(),
         }
     }
 
@@ -237,7 +252,7 @@ impl<M: Manager> Pool<M> {
 
     /// Closes the pool: idle connections are closed now, checked-out ones
     /// when they come back; waiting and later checkouts fail with
-    /// [`PoolError::Closed`].
+    /// [`PoolError::Closed`]; the housekeeper stops.
     ///
     /// Connects and validation pings in flight are abandoned at once (their
     /// checkouts fail with [`PoolError::Closed`]), and checkouts sleeping in
@@ -249,6 +264,7 @@ impl<M: Manager> Pool<M> {
             inner.closed.store(true, Relaxed);
             std::mem::take(&mut *idle)
         };
+        inner.upkeep.stop();
         if let Some(slots) = &inner.slots {
             slots.close();
         }

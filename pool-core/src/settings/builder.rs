@@ -87,6 +87,16 @@ impl SettingsBuilder {
         retry: RetryPolicy => retry);
     setter!(/// Checkouts slower than this are logged.
         slow_checkout: Duration => slow_checkout);
+    setter!(/// Connections the housekeeper keeps idle (at most `pool_size`).
+        min_idle: u32 => min_idle);
+    setter!(/// Idle connections above `min_idle` unused this long are closed; `None` = off.
+        idle_timeout: Option<Duration> => idle_timeout);
+    setter!(/// Idle connections unused this long are pinged; `None` = off.
+        keepalive: Option<Duration> => keepalive);
+    setter!(/// Checkouts held longer are reported as leaks; `None` = off.
+        leak_threshold: Option<Duration> => leak_threshold);
+    setter!(/// The longest time between housekeeping runs.
+        housekeeping_period: Duration => housekeeping_period);
 
     /// Checks every bound (the same as for variables) and returns the
     /// settings; an error names the setting and the value.

@@ -118,6 +118,28 @@ pub struct PoolSettings {
     /// `REDIS_TLS_CA_FILE`, ...); each backend merges its URL's own
     /// parameters in (see [`crate::tls`]).
     pub tls: crate::tls::TlsSettings,
+    /// Connections kept open and idle by the housekeeper (HikariCP
+    /// `minimumIdle`, pgxpool `MinIdleConns`); never above `pool_size`.
+    pub min_idle: u32,
+    /// Idle connections above `min_idle` unused for longer are closed by the
+    /// housekeeper (HikariCP `idleTimeout`, pgxpool `MaxConnIdleTime`).
+    #[serde(with = "secs::option")]
+    pub idle_timeout: Option<Duration>,
+    /// Idle connections unused for this long are pinged by the housekeeper
+    /// (HikariCP `keepaliveTime`, pgxpool `HealthCheckPeriod`).
+    #[serde(with = "secs::option")]
+    pub keepalive: Option<Duration>,
+    /// A connection checked out for longer is reported once as a possible
+    /// leak (HikariCP `leakDetectionThreshold`).
+    #[serde(with = "secs::option")]
+    pub leak_threshold: Option<Duration>,
+    /// The longest time between two housekeeping runs (HikariCP's
+    /// housekeeper runs every 30 s). The housekeeper runs at least four
+    /// times per shortest upkeep period (idle timeout, keepalive, leak
+    /// threshold, `pool_recycle`), whichever is more often. Code only; no
+    /// variable.
+    #[serde(with = "secs")]
+    pub housekeeping_period: Duration,
 }
 
 impl PoolSettings {
@@ -141,6 +163,11 @@ impl PoolSettings {
             retry: RetryPolicy::default(),
             slow_checkout: Duration::ZERO,
             tls: crate::tls::TlsSettings::default(),
+            min_idle: 0,
+            idle_timeout: None,
+            keepalive: None,
+            leak_threshold: None,
+            housekeeping_period: Duration::from_secs(30),
         };
         for var in VARS.iter().filter(|v| !v.default.is_empty()) {
             let default = Value {
@@ -184,6 +211,27 @@ impl PoolSettings {
         })
     }
 
+    /// How often the housekeeper runs, `None` when no upkeep feature is on
+    /// (no `min_idle`, idle timeout, keepalive, leak threshold or
+    /// `pool_recycle`): then no housekeeping task exists.
+    pub fn upkeep_period(&self) -> Option<Duration> {
+        let periods = [
+            self.idle_timeout,
+            self.keepalive,
+            self.leak_threshold,
+            self.pool_recycle,
+        ];
+        let shortest = periods.into_iter().flatten().min();
+        if shortest.is_none() && self.min_idle == 0 {
+            return None;
+        }
+        let mut period = self.housekeeping_period;
+        if let Some(d) = shortest {
+            period = period.min(d / 4);
+        }
+        Some(period.max(Duration::from_millis(10)))
+    }
+
     /// Reads settings from the process environment.
     pub fn from_env(prefix: &str, url_var: &str) -> Result<Self, SettingsError> {
         SettingsSource::new(prefix, url_var).load()
@@ -218,6 +266,9 @@ pub(crate) fn validate(
         ("retry_initial_delay", Some(s.retry.initial)),
         ("retry_max_delay", Some(s.retry.max)),
         ("slow_checkout", Some(s.slow_checkout)),
+        ("pool_idle_timeout", s.idle_timeout),
+        ("pool_keepalive", s.keepalive),
+        ("pool_leak_threshold", s.leak_threshold),
         (
             "pool_pre_ping_window",
             Some(s.pre_ping_window).filter(|d| !d.is_zero()),
@@ -236,6 +287,17 @@ pub(crate) fn validate(
                 "at least {} ({}), the first delay",
                 name("retry_initial_delay"),
                 secs(&s.retry.initial)
+            ),
+        ));
+    }
+    if s.min_idle > s.pool_size {
+        return Err(invalid(
+            "pool_min_idle",
+            s.min_idle.to_string(),
+            format!(
+                "a whole number from 0 to {} ({}, the pool size)",
+                name("pool_size"),
+                s.pool_size
             ),
         ));
     }
@@ -535,6 +597,11 @@ mod tests {
             ("DB_RETRY_INITIAL_DELAY", "0"),
             ("DB_SLOW_CHECKOUT", "-1"),
             ("DB_POOL_NAME", " "),
+            ("DB_POOL_MIN_IDLE", "-1"),
+            ("DB_POOL_MIN_IDLE", "6"),
+            ("DB_POOL_IDLE_TIMEOUT", "-1"),
+            ("DB_POOL_KEEPALIVE", "soon"),
+            ("DB_POOL_LEAK_THRESHOLD", "-2"),
         ];
         for (var, value) in cases {
             let err = load(&[(var, value)]).expect_err(&format!("{var}={value} accepted"));
@@ -542,6 +609,33 @@ mod tests {
             assert!(msg.contains(var), "{var}={value}: {msg}");
             assert!(msg.contains(value.trim()), "{var}={value}: {msg}");
         }
+    }
+
+    #[test]
+    fn upkeep_settings_default_off_and_read_by_prefix() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.min_idle, 0);
+        assert_eq!(s.idle_timeout, None);
+        assert_eq!(s.keepalive, None);
+        assert_eq!(s.leak_threshold, None);
+        assert_eq!(s.upkeep_period(), None, "no housekeeper when all is off");
+        let s = load(&[
+            ("DB_POOL_SIZE", "4"),
+            ("DB_POOL_MIN_IDLE", "2"),
+            ("DB_POOL_IDLE_TIMEOUT", "600"),
+            ("DB_POOL_KEEPALIVE", "120"),
+            ("DB_POOL_LEAK_THRESHOLD", "8"),
+        ])
+        .unwrap();
+        assert_eq!(s.min_idle, 2);
+        assert_eq!(s.idle_timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.keepalive, Some(Duration::from_secs(120)));
+        assert_eq!(s.leak_threshold, Some(Duration::from_secs(8)));
+        // A quarter of the shortest period (the leak threshold).
+        assert_eq!(s.upkeep_period(), Some(Duration::from_secs(2)));
+        let s = load(&[("DB_POOL_MIN_IDLE", "1"), ("DB_POOL_IDLE_TIMEOUT", "0")]).unwrap();
+        assert_eq!(s.idle_timeout, None);
+        assert_eq!(s.upkeep_period(), Some(Duration::from_secs(30)));
     }
 
     #[test]

@@ -146,6 +146,42 @@ pub const VARS: &[Var] = &[
         },
     },
     Var {
+        key: "pool_min_idle",
+        default: "0",
+        doc: "connections the housekeeper keeps open and idle, refilled in the background (with the backoff below when the server refuses) when they are closed; at most `POOL_SIZE`. HikariCP `minimumIdle`, pgxpool `MinIdleConns`",
+        apply: |s, v| {
+            s.min_idle = v.count(0)?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_idle_timeout",
+        default: "0",
+        doc: "seconds; idle connections above `min_idle` unused for longer are closed by the housekeeper (close reason `idle_timeout`). `0` = off. HikariCP `idleTimeout`, pgxpool `MaxConnIdleTime`",
+        apply: |s, v| {
+            s.idle_timeout = v.seconds_or_off(0.0, "to keep idle connections")?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_keepalive",
+        default: "0",
+        doc: "seconds; an idle connection neither used nor proven good for this long is pinged by the housekeeper (within `POOL_VALIDATION_TIMEOUT`), one at a time, only while no checkout waits and a slot is free; a failed one is closed (`keepalive_failed`) and counted as a disconnect. `0` = off. HikariCP `keepaliveTime`, pgxpool `HealthCheckPeriod`",
+        apply: |s, v| {
+            s.keepalive = v.seconds_or_off(0.0, "to turn keepalive pings off")?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_leak_threshold",
+        default: "0",
+        doc: "seconds; a connection checked out for longer is reported once: a warning with the pool, how long, the `file:line` of the `get()` call and the current tracing span, and `db_pool_leaks_total`. The connection is not taken away. `0` = off. HikariCP `leakDetectionThreshold` (pgxpool: none)",
+        apply: |s, v| {
+            s.leak_threshold = v.seconds_or_off(0.0, "to turn leak detection off")?;
+            Ok(())
+        },
+    },
+    Var {
         key: "sslmode",
         default: "",
         doc: "PostgreSQL TLS mode, as libpq: `disable`, `allow`, `prefer` (the default when unset), `require`, `verify-ca`, `verify-full` (see the TLS section). Same as `sslmode` in the URL; the two must agree",
