@@ -375,6 +375,15 @@ async fn bookkeeping(plan: &Plan, goals: &mut Vec<Goal>) {
             target: "≤ 1.20x".into(),
             met: Some(f.vs_deadpool <= 1.2),
         });
+        goals.push(Goal {
+            what: format!(
+                "Bookkeeping, {} task(s): every upkeep feature on / off, time per checkout + return",
+                f.tasks
+            ),
+            measured: format!("{:.3}x", f.upkeep_vs_off),
+            target: "≤ 1.05x".into(),
+            met: Some(f.upkeep_vs_off <= 1.05),
+        });
     }
 }
 

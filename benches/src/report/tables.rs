@@ -239,6 +239,8 @@ pub struct BookkeepingFacts {
     pub vs_deadpool: f64,
     /// The same ÷ deadpool with a 30 s `wait_timeout`.
     pub vs_deadpool_timeout: f64,
+    /// Our time with every upkeep feature on ÷ with them off.
+    pub upkeep_vs_off: f64,
 }
 
 /// The bookkeeping table: wall time per checkout + return, and the ratio to
@@ -280,10 +282,16 @@ pub fn bookkeeping_table(by_tasks: &[(usize, Vec<Measured>)]) -> (String, Vec<Bo
             let dpt = vs(rows, m, names::DEADPOOL_COUNTER_TIMEOUT);
             let ns = m.stats.ns_per_op();
             if m.name == names::OURS_COUNTER {
+                let upkeep_vs_off = rows
+                    .iter()
+                    .find(|o| o.name == names::OURS_COUNTER_UPKEEP)
+                    .map(|o| paired_ratio(m, o))
+                    .unwrap_or(f64::NAN);
                 facts.push(BookkeepingFacts {
                     tasks: *tasks,
                     vs_deadpool: dp,
                     vs_deadpool_timeout: dpt,
+                    upkeep_vs_off,
                 });
             }
             let _ = write!(line, " {ns:.0} | {dp:.2}x | {dpt:.2}x |");

@@ -27,6 +27,9 @@ pub mod names {
     pub const NO_POOL_REDIS: &str = "no pool (8 dedicated connections)";
     /// Our engine around a counter.
     pub const OURS_COUNTER: &str = "ours (pool-core)";
+    /// The same with every upkeep feature on (min idle, idle timeout,
+    /// keepalive, leak detection, recycle).
+    pub const OURS_COUNTER_UPKEEP: &str = "ours, every upkeep feature on";
     /// Raw deadpool around a counter.
     pub const DEADPOOL_COUNTER: &str = "deadpool";
     /// Raw deadpool around a counter with a 30 s `wait_timeout` (as our
@@ -143,14 +146,32 @@ pub async fn redis_validation_rows(url: &str) -> Vec<Row> {
     rows
 }
 
-/// Bookkeeping rows (a free counter connection): ours, deadpool (without and
-/// with a wait timeout), bb8 without and with its checkout test.
+/// Every upkeep feature on, with periods a real service would use:
+/// `min_idle` = the pool, 10 min idle timeout, 60 s keepalive and leak
+/// threshold, 1 h recycle (the housekeeper runs every 15 s).
+pub fn upkeep_on(s: &mut pool_core::PoolSettings) {
+    s.min_idle = s.pool_size;
+    s.idle_timeout = Some(Duration::from_secs(600));
+    s.keepalive = Some(Duration::from_secs(60));
+    s.leak_threshold = Some(Duration::from_secs(60));
+    s.pool_recycle = Some(Duration::from_secs(3600));
+}
+
+/// Bookkeeping rows (a free counter connection): ours (upkeep off, then
+/// every upkeep feature on), deadpool (without and with a wait timeout), bb8
+/// without and with its checkout test.
 pub async fn bookkeeping_rows(hold: Hold) -> Vec<Row> {
     vec![
         {
             let ours = OursCounter::new(hold, |_| {});
             let pool = ours.0.clone();
             Row::new("ours", names::OURS_COUNTER, ours)
+                .with_counters(move || pool.status().counters)
+        },
+        {
+            let ours = OursCounter::new(hold, upkeep_on);
+            let pool = ours.0.clone();
+            Row::new("ours-upkeep", names::OURS_COUNTER_UPKEEP, ours)
                 .with_counters(move || pool.status().counters)
         },
         Row::new(

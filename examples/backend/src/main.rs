@@ -10,7 +10,10 @@
 //!    which register their metrics when built;
 //! 3. wait until both servers are really ready (DNS, TCP, authenticated
 //!    round trip), at most `STARTUP_TIMEOUT`; exit 1 if they are not;
-//! 4. create the counters table, then serve ([`routes`]).
+//! 4. create the counters table and warm both pools (`Pool::warm_up`:
+//!    `min_idle` connections, else `pool_size`, within `STARTUP_TIMEOUT`),
+//!    so the first requests pay no connect; then serve ([`routes`]) — only
+//!    now does `/health` answer, and it answers ready.
 //!
 //! On SIGTERM or SIGINT it stops accepting connections, lets in-flight
 //! requests finish (at most `SHUTDOWN_TIMEOUT`), closes both pools and
@@ -134,6 +137,21 @@ async fn run(config: Config) -> ExitCode {
     if let Err(e) = counter::ensure_schema(&pg).await {
         tracing::error!(error = %e, "cannot create the counters table");
         return ExitCode::from(EXIT_STARTUP);
+    }
+    let warmed = tokio::join!(
+        pg.warm_up(None, config.startup_timeout),
+        redis.warm_up(None, config.startup_timeout)
+    );
+    match warmed {
+        (Ok(pg_open), Ok(redis_open)) => {
+            tracing::info!(database = pg_open, redis = redis_open, "pools warmed")
+        }
+        (p, r) => {
+            for e in [p.err(), r.err()].into_iter().flatten() {
+                tracing::error!(error = %e, "cannot warm the pools");
+            }
+            return ExitCode::from(EXIT_STARTUP);
+        }
     }
 
     let state = AppState {

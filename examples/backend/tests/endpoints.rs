@@ -104,6 +104,23 @@ fn health_endpoints_report_every_component() {
 }
 
 #[test]
+fn the_pools_are_warm_before_health_reports_ready() {
+    let servers = Servers::start();
+    let app = Backend::start(
+        &servers,
+        &[("DB_POOL_SIZE", "3"), ("REDIS_POOL_MIN_IDLE", "2")],
+    );
+    // The very first request: every connection was opened before the
+    // service listened; the probes reused them.
+    let body = app.get("/health").expect_json(200);
+    for (component, warm) in [("database", 3), ("redis", 2)] {
+        let pool = &body["components"][component]["pool"];
+        assert_eq!(pool["counters"]["created"], warm, "{component}: {body}");
+        assert_eq!(pool["open"], warm, "{component}: {body}");
+    }
+}
+
+#[test]
 fn counters_use_both_pools() {
     let servers = Servers::start();
     let app = Backend::start(&servers, &[]);
@@ -201,6 +218,8 @@ fn metrics_are_prometheus_text_and_move() {
         ("db_pool_connections_closed_total", "counter"),
         ("db_pool_connect_failures_total", "counter"),
         ("db_pool_validations_total", "counter"),
+        ("db_pool_keepalives_total", "counter"),
+        ("db_pool_leaks_total", "counter"),
         ("db_pool_checkout_wait_seconds", "histogram"),
         ("db_pool_connection_usage_seconds", "histogram"),
         ("db_pool_connection_create_seconds", "histogram"),

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod faults;
 pub mod scenarios;
+pub mod upkeep;
 
 pub use backend::{Backend, Postgres, Redis};
 

@@ -34,7 +34,7 @@ pub mod redis_faults;
 pub mod report;
 pub mod rig;
 pub mod scenarios;
-mod servers;
+pub(crate) mod servers;
 pub mod settle;
 pub mod soak;
 pub mod targets;
