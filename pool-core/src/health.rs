@@ -318,26 +318,16 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// `2024-05-01T12:34:56.789Z` (UTC, milliseconds).
+/// `2024-05-01T12:34:56.789Z` (UTC, milliseconds), by `humantime`. Never
+/// panics: a time before 1970 shows as the epoch, one past year 9999 (which
+/// RFC 3339 cannot write) as its last millisecond.
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (hh, mm, ss) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{hh:02}:{mm:02}:{ss:02}.{:03}Z",
-        d.subsec_millis()
-    )
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    match write!(s, "{}", humantime::format_rfc3339_millis(t.max(UNIX_EPOCH))) {
+        Ok(()) => s,
+        Err(_) => "9999-12-31T23:59:59.999Z".into(),
+    }
 }
 
 #[cfg(test)]
@@ -485,6 +475,12 @@ mod tests {
         assert_eq!(rfc3339(t), "2000-02-29T00:00:00.123Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_735_689_599); // end of 2024
         assert_eq!(rfc3339(t), "2024-12-31T23:59:59.000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(1)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let far = UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59.999Z");
     }
 
     fn settings(pool_size: u32, overflow: u32) -> PoolSettings {

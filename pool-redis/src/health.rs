@@ -28,9 +28,9 @@ pub async fn read_write_check(conn: &mut MultiplexedConnection) -> Result<(), Re
     let key = format!(
         "{HEALTH_KEY_PREFIX}{}:{}",
         std::process::id(),
-        fastrand_token()
+        random_token()
     );
-    let token = fastrand_token();
+    let token = random_token();
     let _: () = redis::cmd("SET")
         .arg(&key)
         .arg(&token)
@@ -67,13 +67,9 @@ impl HealthCheck for RedisManager {
     }
 }
 
-fn fastrand_token() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{t:x}-{n}")
+/// A random 64-bit token in hex: the health key's suffix and the value
+/// written, so concurrent probes (from this process or others) never read
+/// each other's key.
+fn random_token() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
