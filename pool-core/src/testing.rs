@@ -171,6 +171,8 @@ pub enum Op {
     Ping,
     /// [`HealthCheck::check`].
     Check,
+    /// [`Manager::after_connect`].
+    Init,
 }
 
 #[derive(Debug)]
@@ -202,6 +204,9 @@ pub struct FakeManager {
     connect: Mutex<Script>,
     ping: Mutex<Script>,
     check: Mutex<Script>,
+    init: Mutex<Script>,
+    /// Ids passed to `on_close`, in order.
+    released: Mutex<Vec<u64>>,
     /// Connections the "server" dropped: `is_closed` is true for them.
     dead: Mutex<HashSet<u64>>,
     next: AtomicU64,
@@ -217,6 +222,8 @@ impl FakeManager {
             connect: Mutex::new(Script::new()),
             ping: Mutex::new(Script::new()),
             check: Mutex::new(Script::new()),
+            init: Mutex::new(Script::new()),
+            released: Mutex::new(Vec::new()),
             dead: Mutex::new(HashSet::new()),
             next: AtomicU64::new(1),
             connects: AtomicU64::new(0),
@@ -256,6 +263,7 @@ impl FakeManager {
             Op::Connect => &self.connect,
             Op::Ping => &self.ping,
             Op::Check => &self.check,
+            Op::Init => &self.init,
         }
     }
 
@@ -295,6 +303,11 @@ impl FakeManager {
         self.shared.closed.lock().unwrap().clone()
     }
 
+    /// Ids of the connections passed to `on_close`, in order.
+    pub fn released_ids(&self) -> Vec<u64> {
+        self.released.lock().unwrap().clone()
+    }
+
     /// Connect calls so far.
     pub fn connects(&self) -> u64 {
         self.connects.load(Relaxed)
@@ -329,6 +342,15 @@ impl Manager for FakeManager {
             return Err(FakeError(ErrorClass::Disconnected));
         }
         Ok(())
+    }
+
+    async fn after_connect(&self, _conn: &mut FakeConn) -> Result<(), FakeError> {
+        let step = self.init.lock().unwrap().next();
+        step.run().await
+    }
+
+    fn on_close(&self, conn: &mut FakeConn) {
+        self.released.lock().unwrap().push(conn.id);
     }
 
     fn is_closed(&self, conn: &FakeConn) -> bool {

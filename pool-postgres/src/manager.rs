@@ -18,7 +18,22 @@ pub struct PgManager {
     config: Config,
     tls: PgTls,
     target: String,
+    /// `DB_CONNECT_INIT_SQL`, run on every new connection.
+    init_sql: Option<String>,
+    /// Code run on every new connection, after `init_sql`.
+    init_hook: Option<InitHook>,
 }
+
+/// Code run on every new connection before its first use (see
+/// [`PgManager::with_init_hook`]).
+pub type InitHook = std::sync::Arc<
+    dyn for<'a> Fn(
+            &'a mut ClientWrapper,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>,
+        > + Send
+        + Sync,
+>;
 
 impl std::fmt::Debug for PgManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,12 +66,30 @@ impl PgManager {
             config,
             tls,
             target,
+            init_sql: settings.connect_init.clone(),
+            init_hook: None,
         })
     }
 
     /// How connections use TLS.
     pub fn tls(&self) -> &PgTls {
         &self.tls
+    }
+
+    /// Runs `hook` on every new connection before its first use, after
+    /// `DB_CONNECT_INIT_SQL` (SQLAlchemy's `connect` event). It runs inside
+    /// `connect_timeout`; an error fails the connect attempt and is
+    /// classified like any other (a `Query` error retries, `Fatal` stops).
+    pub fn with_init_hook(mut self, hook: InitHook) -> Self {
+        self.init_hook = Some(hook);
+        self
+    }
+
+    /// deadpool-postgres's registry of the statement caches of the
+    /// connections this manager opened (each entry is removed when the pool
+    /// lets its connection go).
+    pub fn statement_caches(&self) -> &deadpool_postgres::StatementCaches {
+        &self.inner.statement_caches
     }
 
     /// The `tokio_postgres` configuration in use (it holds the password: do
@@ -198,6 +231,22 @@ impl Manager for PgManager {
 
     async fn ping(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
         conn.simple_query("").await.map(|_| ())
+    }
+
+    async fn after_connect(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
+        if let Some(sql) = &self.init_sql {
+            conn.batch_execute(sql).await?;
+        }
+        if let Some(hook) = &self.init_hook {
+            hook(conn).await?;
+        }
+        Ok(())
+    }
+
+    fn on_close(&self, conn: &mut ClientWrapper) {
+        // deadpool-postgres registers every connection's statement cache in
+        // the manager; only `detach` removes the entry.
+        self.inner.detach(conn);
     }
 
     fn is_closed(&self, conn: &ClientWrapper) -> bool {

@@ -16,6 +16,31 @@ pub struct RedisManager {
     inner: RedisConnectionManager,
     info: ConnectionInfo,
     target: String,
+    /// `REDIS_CONNECT_INIT_COMMANDS`, split into commands and arguments.
+    init_commands: Vec<Vec<String>>,
+    /// Code run on every new connection, after `init_commands`.
+    init_hook: Option<InitHook>,
+}
+
+/// Code run on every new connection before its first use (see
+/// [`RedisManager::with_init_hook`]).
+pub type InitHook = std::sync::Arc<
+    dyn for<'a> Fn(
+            &'a mut MultiplexedConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), RedisError>> + Send + 'a>,
+        > + Send
+        + Sync,
+>;
+
+/// `SELECT 2; CLIENT SETNAME api` as commands and their arguments
+/// (`;`-separated commands, whitespace-separated arguments).
+fn init_commands(text: Option<&str>) -> Vec<Vec<String>> {
+    text.unwrap_or_default()
+        .split(';')
+        .map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty())
+        .collect()
 }
 
 impl std::fmt::Debug for RedisManager {
@@ -46,7 +71,17 @@ impl RedisManager {
             inner,
             info,
             target,
+            init_commands: init_commands(settings.connect_init.as_deref()),
+            init_hook: None,
         })
+    }
+
+    /// Runs `hook` on every new connection before its first use, after
+    /// `REDIS_CONNECT_INIT_COMMANDS`. It runs inside `connect_timeout`; an
+    /// error fails the connect attempt and is classified like any other.
+    pub fn with_init_hook(mut self, hook: InitHook) -> Self {
+        self.init_hook = Some(hook);
+        self
     }
 
     /// The parsed connection info (holds the password: do not print it).
@@ -222,6 +257,18 @@ impl Manager for RedisManager {
         Ok(conn)
     }
 
+    async fn after_connect(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        for command in &self.init_commands {
+            let mut cmd = bb8_redis::redis::cmd(&command[0]);
+            cmd.arg(&command[1..]);
+            cmd.query_async::<bb8_redis::redis::Value>(conn).await?;
+        }
+        if let Some(hook) = &self.init_hook {
+            hook(conn).await?;
+        }
+        Ok(())
+    }
+
     async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
         self.inner.is_valid(conn).await
     }
@@ -271,6 +318,15 @@ mod tests {
             assert!(err.contains("REDIS_URL"), "{url}: {err}");
             assert!(!err.contains("hunter2"), "{url}: {err}");
         }
+    }
+
+    #[test]
+    fn init_commands_are_split_into_commands_and_arguments() {
+        assert_eq!(
+            init_commands(Some(" SELECT 2 ;CLIENT SETNAME  api;; ")),
+            vec![vec!["SELECT", "2"], vec!["CLIENT", "SETNAME", "api"]]
+        );
+        assert!(init_commands(None).is_empty());
     }
 
     #[test]

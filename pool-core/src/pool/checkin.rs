@@ -64,8 +64,9 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Closes a connection the pool holds.
-    pub(super) fn close(&self, tracked: Tracked<M::Connection>, reason: CloseReason) {
+    pub(super) fn close(&self, mut tracked: Tracked<M::Connection>, reason: CloseReason) {
         self.count_closed(reason, tracked.created);
+        self.manager.on_close(&mut tracked.conn);
         drop(tracked);
     }
 

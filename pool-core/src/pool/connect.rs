@@ -1,4 +1,5 @@
-//! Opening a connection: one attempt, bounded by `connect_timeout`.
+//! Opening a connection: one attempt (connect, then the manager's
+//! `after_connect`), bounded by `connect_timeout`.
 //!
 //! The attempt is counted while it runs (`connecting` in the status) and its
 //! outcome recorded once: a success as `created` with its duration, a
@@ -41,8 +42,16 @@ impl<M: Manager> Inner<M> {
         self.events.connect_started();
         let limit = self.settings.connect_timeout;
         let begun = Instant::now();
+        let open_and_init = async {
+            let mut fresh = Fresh {
+                manager: &self.manager,
+                conn: Some(self.manager.connect().await?),
+            };
+            self.manager.after_connect(fresh.get()).await?;
+            Ok(fresh.take())
+        };
         let outcome = self
-            .unless_closed(tokio::time::timeout(limit, self.manager.connect()))
+            .unless_closed(tokio::time::timeout(limit, open_and_init))
             .await?;
         attempt.ended = true;
         drop(attempt);
@@ -121,6 +130,31 @@ impl<M: Manager> Inner<M> {
             latest_start.max(now)
         } else {
             deadline
+        }
+    }
+}
+
+/// A connection opened but not yet initialised: if `after_connect` fails or
+/// the attempt is dropped, the manager's `on_close` still sees it.
+struct Fresh<'a, M: Manager> {
+    manager: &'a M,
+    conn: Option<M::Connection>,
+}
+
+impl<M: Manager> Fresh<'_, M> {
+    fn get(&mut self) -> &mut M::Connection {
+        self.conn.as_mut().expect("fresh connection present")
+    }
+
+    fn take(&mut self) -> M::Connection {
+        self.conn.take().expect("fresh connection present")
+    }
+}
+
+impl<M: Manager> Drop for Fresh<'_, M> {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            self.manager.on_close(&mut conn);
         }
     }
 }

@@ -29,6 +29,30 @@ pub trait Manager: Send + Sync + 'static {
         conn: &mut Self::Connection,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
+    /// Prepares a new connection before its first use: init statements,
+    /// session settings (HikariCP's `connectionInitSql`, SQLAlchemy's
+    /// `connect` event). Runs inside `connect_timeout`, as part of the
+    /// attempt; an error fails the attempt and is classified like a connect
+    /// error. The default does nothing.
+    fn after_connect(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = conn;
+        std::future::ready(Ok(()))
+    }
+
+    /// The pool lets go of a connection for good: it is about to be closed
+    /// (for any [`CloseReason`](crate::CloseReason)) or was detached to a
+    /// caller. Release what the manager keeps for it, so that memory stays
+    /// flat however many connections come and go (deadpool-postgres keeps a
+    /// statement-cache registry entry per connection until `detach`). Called
+    /// once per connection the manager opened, failed `after_connect`
+    /// included. The default does nothing.
+    fn on_close(&self, conn: &mut Self::Connection) {
+        let _ = conn;
+    }
+
     /// A local, free check whether the connection is already known dead.
     fn is_closed(&self, conn: &Self::Connection) -> bool;
 

@@ -76,8 +76,9 @@ impl<M: Manager> Pooled<M> {
     /// Takes the connection out of the pool for good; the pool opens another
     /// when it needs one.
     pub fn detach(mut self) -> M::Connection {
-        let tracked = self.tracked.take().expect("pooled connection present");
+        let mut tracked = self.tracked.take().expect("pooled connection present");
         let inner = &self.pool;
+        inner.manager.on_close(&mut tracked.conn);
         inner.events.returned(self.checked_out.elapsed());
         inner.in_use.fetch_sub(1, Relaxed);
         inner.count_closed(CloseReason::Detached, tracked.created);

@@ -396,3 +396,77 @@ mod cancellation {
         assert_reconciled(&pool);
     }
 }
+
+mod hooks {
+    //! The manager's lifecycle hooks: `after_connect` and `on_close`.
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn every_connection_the_pool_lets_go_is_released_once() {
+        let pool = pool(settings(1, 1));
+        let a = pool.get().await.unwrap();
+        let b = pool.get().await.unwrap();
+        drop(a); // idle
+        drop(b); // overflow: closed
+        let c = pool.get().await.unwrap();
+        let kept = c.detach(); // detached: the caller's now
+        let d = pool.get().await.unwrap();
+        drop(d);
+        pool.close(); // the idle one
+        let mut released = pool.manager().released_ids();
+        released.sort();
+        assert_eq!(released, [1, 2, 3], "each once, detached included");
+        let s = pool.status();
+        assert_eq!(s.counters.closed.total(), 3, "{s:?}");
+        assert_eq!(kept.id, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_init_fails_the_attempt_and_releases_the_connection() {
+        let pool = pool(settings(1, 0));
+        pool.manager()
+            .push(Op::Init, Step::Fail(ErrorClass::Unavailable));
+        let c = pool.get().await.unwrap();
+        assert_eq!(c.id, 2, "the first connection failed its init");
+        assert_eq!(pool.manager().released_ids(), [1]);
+        let s = pool.status();
+        assert_eq!(s.counters.connect_failures, 1, "{s:?}");
+        assert_eq!(s.counters.created, 1, "{s:?}");
+        assert!(pool
+            .last_error()
+            .unwrap()
+            .cause
+            .message
+            .contains("unavailable"));
+        drop(c);
+        assert_reconciled(&pool);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_init_error_ends_the_checkout() {
+        let pool = pool(settings(1, 0));
+        pool.manager().push(Op::Init, Step::Fail(ErrorClass::Fatal));
+        let err = pool.get().await.unwrap_err();
+        assert!(matches!(err, PoolError::Fatal { .. }), "{err}");
+        assert_eq!(pool.manager().released_ids(), [1]);
+        assert_reconciled(&pool);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hanging_init_is_bounded_by_connect_timeout() {
+        let pool = pool(settings(1, 0));
+        pool.manager().push(Op::Init, Step::Hang);
+        let t = Instant::now();
+        let c = pool.get().await.unwrap();
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+            "{took:?}"
+        );
+        assert_eq!(c.id, 2);
+        assert_eq!(pool.manager().released_ids(), [1]);
+        drop(c);
+        assert_reconciled(&pool);
+    }
+}

@@ -140,6 +140,10 @@ pub struct PoolSettings {
     /// variable.
     #[serde(with = "secs")]
     pub housekeeping_period: Duration,
+    /// Run on every new connection before its first use
+    /// (`DB_CONNECT_INIT_SQL`: SQL statements; `REDIS_CONNECT_INIT_COMMANDS`:
+    /// Redis commands; both `;`-separated).
+    pub connect_init: Option<String>,
 }
 
 impl PoolSettings {
@@ -168,6 +172,7 @@ impl PoolSettings {
             keepalive: None,
             leak_threshold: None,
             housekeeping_period: Duration::from_secs(30),
+            connect_init: None,
         };
         for var in VARS.iter().filter(|v| !v.default.is_empty()) {
             let default = Value {
@@ -527,9 +532,11 @@ mod tests {
             ("DB_RETRY_INITIAL_DELAY", "0.1"),
             ("DB_RETRY_MAX_DELAY", "2"),
             ("DB_SLOW_CHECKOUT", "0.25"),
+            ("DB_CONNECT_INIT_SQL", " SET search_path = app\n"),
             ("DB_POOL_NAME", "primary"),
         ])
         .unwrap();
+        assert_eq!(s.connect_init.as_deref(), Some("SET search_path = app"));
         assert_eq!(s.url.as_ref().unwrap().expose(), "postgres://u:pw@h/db");
         assert_eq!(s.pool_size, 8);
         assert_eq!(s.max_overflow, Overflow::Unlimited);

@@ -148,6 +148,12 @@ impl Value {
         }
     }
 
+    /// The text trimmed, `None` when empty.
+    pub fn text_or_none(&self) -> Option<String> {
+        let text = self.text.trim();
+        (!text.is_empty()).then(|| text.to_string())
+    }
+
     /// Non-empty text (trimmed).
     pub fn name(&self) -> Result<String, SettingsError> {
         let name = self.text.trim();

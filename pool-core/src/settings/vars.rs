@@ -67,7 +67,7 @@ pub const VARS: &[Var] = &[
     Var {
         key: "pool_pre_ping",
         default: "true",
-        doc: "validate an idle connection before handing it out (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). With `false`, connections last used before a seen disconnect are closed instead of pinged",
+        doc: "validate an idle connection before handing it out (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). On or off, a disconnect the pool sees closes every idle connection last proven good before it at once, without a ping (SQLAlchemy's invalidation)",
         apply: |s, v| {
             s.pre_ping = v.boolean()?;
             Ok(())
@@ -76,7 +76,7 @@ pub const VARS: &[Var] = &[
     Var {
         key: "pool_pre_ping_window",
         default: "0.5",
-        doc: "seconds; a connection proven good within this window — opened, validated, or a round trip passed through `Pooled::observe` — is not pinged again (HikariCP's `aliveBypassWindowMs`, but a plain return does not count). `0` = ping every checkout. After a disconnect is seen, older connections are pinged whatever the window",
+        doc: "seconds; a connection proven good within this window — opened, validated, or a round trip passed through `Pooled::observe` — is not pinged again (HikariCP's `aliveBypassWindowMs`, but a plain return does not count). `0` = ping every checkout. After a disconnect is seen, older connections are closed whatever the window",
         apply: |s, v| {
             s.pre_ping_window = v.seconds_or_zero()?;
             Ok(())
@@ -227,6 +227,24 @@ pub const VARS: &[Var] = &[
         default: "",
         doc: "Redis (`rediss://`): the client certificate's key file (PEM) (`REDIS_TLS_KEY_FILE`)",
         apply: |s, v| tls_file(&mut s.tls.key, v),
+    },
+    Var {
+        key: "connect_init_sql",
+        default: "",
+        doc: "PostgreSQL: SQL run on every new connection before its first use (`;`-separated statements, one round trip: `SET search_path = app; SET statement_timeout = '5s'`), inside `CONNECT_TIMEOUT`. An error fails the connect attempt and is classified like any other: a `query` error (a misspelt setting) is retried until `POOL_TIMEOUT` and reported as the last error. HikariCP's `connectionInitSql`; code can add `PgManager::with_init_hook`",
+        apply: |s, v| {
+            s.connect_init = v.text_or_none();
+            Ok(())
+        },
+    },
+    Var {
+        key: "connect_init_commands",
+        default: "",
+        doc: "Redis: commands run on every new connection before its first use, `;`-separated, arguments separated by spaces (`CLIENT SETNAME api; SELECT 2`), inside `CONNECT_TIMEOUT`; code can add `RedisManager::with_init_hook`",
+        apply: |s, v| {
+            s.connect_init = v.text_or_none();
+            Ok(())
+        },
     },
     Var {
         key: "pool_name",
