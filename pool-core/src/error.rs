@@ -108,7 +108,7 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A checkout failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum PoolError {
     /// `pool_timeout` passed before a usable connection was found.
     #[error("{}", timeout_message(.timeout, .waited, .status, .last_cause.as_ref()))]
@@ -140,6 +140,40 @@ pub enum PoolError {
     /// The pool was closed.
     #[error("pool '{0}' is closed")]
     Closed(String),
+}
+
+/// `Debug` shows the backend error only as its redacted message: a
+/// driver's own `Debug` may quote what it was given.
+impl fmt::Debug for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::Timeout {
+                timeout,
+                waited,
+                status,
+                last_cause,
+            } => f
+                .debug_struct("Timeout")
+                .field("timeout", timeout)
+                .field("waited", waited)
+                .field("status", status)
+                .field("last_cause", last_cause)
+                .finish(),
+            PoolError::Fatal {
+                pool,
+                target,
+                message,
+                source,
+            } => f
+                .debug_struct("Fatal")
+                .field("pool", pool)
+                .field("target", &crate::redact::redact_url(target))
+                .field("message", &crate::redact::redact_url(message))
+                .field("source", &chain(source.as_ref()))
+                .finish(),
+            PoolError::Closed(name) => f.debug_tuple("Closed").field(name).finish(),
+        }
+    }
 }
 
 impl PoolError {
@@ -190,4 +224,33 @@ fn timeout_message(
         msg.push_str(&cause.to_string());
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Leaky(String);
+
+    impl fmt::Display for Leaky {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "cannot use {}", crate::redact::redact_url(&self.0))
+        }
+    }
+
+    impl std::error::Error for Leaky {}
+
+    #[test]
+    fn fatal_debug_is_redacted() {
+        let e = PoolError::Fatal {
+            pool: "db".into(),
+            target: "postgres://app@db/app".into(),
+            message: "bad".into(),
+            source: Box::new(Leaky("postgres://app:Zq1@db/app".into())),
+        };
+        let shown = format!("{e:?} {e:#?} {e}");
+        assert!(!shown.contains("Zq1"), "{shown}");
+        assert!(shown.contains("postgres://app:***@db/app"), "{shown}");
+    }
 }

@@ -11,8 +11,47 @@
 use bb8_redis::redis::{ErrorKind, RedisError, ServerErrorKind};
 use pool_core::ErrorClass;
 
+/// True for `-ERR DB index is out of range`: the URL's `/N` is beyond the
+/// server's `databases`; waiting cannot fix it.
+pub fn is_db_out_of_range(e: &RedisError) -> bool {
+    e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|d| d.contains("DB index is out of range"))
+}
+
+/// True when the peer does not speak RESP (an HTTP or PostgreSQL server on
+/// the port): redis-rs reports each unexpected byte.
+pub fn is_not_redis(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Parse
+}
+
+/// The error as operators see it in `redis-cli` and the docs: the server's
+/// code and message (`LOADING Redis is loading the dataset in memory`), not
+/// redis-rs's variant names; one line; redacted; with a hint when TLS
+/// failed.
+pub fn error_message(e: &RedisError) -> String {
+    if is_not_redis(e) {
+        return "the server did not answer in the Redis protocol (RESP): is this port really a Redis server?".into();
+    }
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => {
+            pool_core::redact::redact_url(&format!("{code} {}", detail.replace('\n', " ")))
+        }
+        _ => {
+            let msg = pool_core::error::chain(e).replace('\n', " ");
+            match tls_problem(e) {
+                Some(p) if !msg.contains("(hint: ") => format!("{msg} (hint: {})", p.hint()),
+                _ => msg,
+            }
+        }
+    }
+}
+
 /// Classifies a Redis error.
 pub fn classify(e: &RedisError) -> ErrorClass {
+    if is_db_out_of_range(e) {
+        return ErrorClass::Fatal;
+    }
     match e.code() {
         Some("NOAUTH" | "WRONGPASS") => return ErrorClass::Fatal,
         Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN") => {
@@ -56,16 +95,6 @@ pub fn tls_problem(e: &RedisError) -> Option<pool_core::tls::TlsProblem> {
             .then(|| pool_core::tls::diagnose_message(&e.to_string()))
             .flatten()
     })
-}
-
-/// The error as shown in messages: its cause chain, redacted, with a hint
-/// when TLS failed.
-pub fn error_message(e: &RedisError) -> String {
-    let msg = pool_core::error::chain(e);
-    match tls_problem(e) {
-        Some(p) if !msg.contains("(hint: ") => format!("{msg} (hint: {})", p.hint()),
-        _ => msg,
-    }
 }
 
 #[cfg(test)]

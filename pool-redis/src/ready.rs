@@ -90,13 +90,18 @@ pub fn failure(e: &RedisError) -> Failure {
     let class = crate::classify(e);
     // Server errors as redis-cli shows them (`MASTERDOWN Link with MASTER
     // is down ...`), so the code a person greps for is in the message.
-    let message = match (e.code(), e.detail()) {
-        (Some(code), Some(detail)) => format!("{code} {detail}"),
-        _ => crate::classify::error_message(e),
-    };
-    // The message carries the TLS hint already (see `pool_core::error::chain`).
+    let message = crate::classify::error_message(e);
+    // The message carries the TLS hint already (see `error_message`).
     if crate::classify::tls_problem(e).is_some() {
         return Failure::new(Stage::Tls, class, message);
+    }
+    if crate::classify::is_db_out_of_range(e) {
+        return Failure::new(Stage::Auth, class, message).with_hint(
+            "the database index in the URL (redis://HOST/N) is beyond the server's `databases` setting (16 by default); waiting will not fix this",
+        );
+    }
+    if crate::classify::is_not_redis(e) {
+        return Failure::new(Stage::Protocol, class, message);
     }
     match e.code() {
         Some("WRONGPASS") => Failure::new(Stage::Auth, class, message)

@@ -299,7 +299,10 @@ async fn postgres_layers(probe: &PgProbe, limit: Duration) -> Vec<Layer> {
     let capacity_sql = "SELECT current_setting('max_connections'), \
          current_setting('superuser_reserved_connections'), \
          coalesce(current_setting('reserved_connections', true), '0'), \
-         (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::text";
+         (SELECT coalesce(sum(numbackends), 0) FROM pg_stat_database)::text";
+    // Sessions as the server counts them against max_connections:
+    // pg_stat_activity hides other roles' backend_type from a non-superuser
+    // (NULL), pg_stat_database's numbackends does not.
     layers.push(
         match bounded(limit, "capacity", pg_row(&client, capacity_sql)).await {
             Ok(row) => capacity_layer(&row),

@@ -130,3 +130,71 @@ fn multi_host_with_the_first_host_down_becomes_ready() {
     let unix = format!("postgres://postgres@{dir}:{}/postgres", pg.port());
     run(&["--timeout", "10", &unix]).expect_code(0);
 }
+
+#[test]
+fn a_redis_database_index_out_of_range_is_fatal() {
+    let redis = pool_testkit::RedisServer::start().unwrap();
+    let url = format!("redis://{}:{}/99", redis.host(), redis.port());
+    let out = run(&["--timeout", "20", &url]);
+    out.expect_code(3)
+        .stderr_has("DB index is out of range")
+        .stderr_has("databases");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(10),
+        "{:?}",
+        out.elapsed
+    );
+}
+
+#[test]
+fn a_server_that_is_not_redis_is_said_in_one_line() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 256];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let out = run(&["--timeout", "2", &format!("redis://127.0.0.1:{port}/0")]);
+    out.expect_code(124)
+        .stderr_has("did not answer in the Redis protocol")
+        .never_shows("Unexpected '");
+}
+
+#[test]
+fn doctor_counts_other_roles_sessions() {
+    let pg = PgServer::start().unwrap();
+    pg.psql("CREATE ROLE watcher LOGIN").unwrap();
+    // Four sessions of the superuser, invisible in detail to `watcher`.
+    let mut sessions: Vec<std::process::Child> = (0..4)
+        .map(|_| {
+            let mut cmd = pg.psql_command(None);
+            cmd.args(["-c", "SELECT pg_sleep(30)"]);
+            cmd.stdout(std::process::Stdio::null()).spawn().unwrap()
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.client_sessions().unwrap() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("postgres://watcher@127.0.0.1:{}/postgres", pg.port());
+    let out = run(&["doctor", &url]);
+    for s in &mut sessions {
+        let _ = s.kill();
+        let _ = s.wait();
+    }
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("other session(s)"))
+        .unwrap_or_else(|| panic!("no capacity line:\n{}", out.stdout));
+    let others: i64 = line
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" other session(s) in use"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(others >= 4, "{line}");
+}
