@@ -63,10 +63,14 @@ fn a_bad_postgres_option_is_named() {
         .expect_code(2)
         .stderr_has("unknown option 'sslmod'")
         .never_shows("Zq1");
-    run(&["--timeout", "1", "host=db password=Zq1 sslmode=verify-full"])
-        .expect_code(2)
-        .stderr_has("'sslmode'")
-        .never_shows("Zq1");
+    run(&[
+        "--timeout",
+        "1",
+        "host=db user=u password=Zq1 sslmode=bogus",
+    ])
+    .expect_code(2)
+    .stderr_has("'sslmode'")
+    .never_shows("Zq1");
 }
 
 #[test]
