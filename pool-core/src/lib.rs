@@ -30,6 +30,8 @@
 //! A backend crate implements [`Manager`] (connect, ping, classify) and gets
 //! the whole contract.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod classify;
 pub mod error;

@@ -23,6 +23,8 @@
 //! - [`health`]: the health probe (`SELECT 1` through the pool, see
 //!   `PgPool::health`).
 
+#![warn(missing_docs)]
+
 pub mod classify;
 pub mod health;
 pub mod manager;
