@@ -1,7 +1,12 @@
 //! Picking loopback ports.
 //!
-//! A free port is found by binding `127.0.0.1:0` and dropping the listener.
-//! Another process may grab it before our server binds it, so the server
+//! A free port is found by binding a random port of [`PRIVATE_PORTS`] on
+//! `127.0.0.1` and dropping the listener. The range lies below the kernel's
+//! ephemeral range (32768-60999 on Linux): a client that reconnects to a
+//! stopped server on an ephemeral port can be handed that very port as its
+//! own source port, connect to itself, and keep the port busy for a minute,
+//! so a restart of the server fails. Binding port 0 would pick exactly such a
+//! port. Another process may grab it before our server binds it, so the server
 //! starters retry with a new port when the bind fails. Within this process a
 //! registry of ports held by live servers keeps two servers from being handed
 //! the same port.
@@ -38,25 +43,33 @@ impl Drop for PortLease {
     }
 }
 
-/// Returns a loopback port nobody listens on right now and that no other
-/// server of this process holds.
+/// The ports private servers are given: below the kernel's ephemeral range
+/// (32768-60999), above the ports well-known services use (the machine's own
+/// PostgreSQL 5432 and Redis 6379 among them).
+pub const PRIVATE_PORTS: std::ops::Range<u16> = 20000..32000;
+
+/// A random port of [`PRIVATE_PORTS`] that binds on loopback right now.
+fn bindable_private_port() -> Option<u16> {
+    let port = fastrand::u16(PRIVATE_PORTS);
+    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
+    Some(port)
+}
+
+/// Returns a loopback port of [`PRIVATE_PORTS`] nobody listens on right now
+/// and that no other server of this process holds.
 pub(crate) fn lease_free_port() -> std::io::Result<PortLease> {
-    for _ in 0..64 {
-        let port = {
-            let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-            l.local_addr()?.port()
-        };
-        // Never hand out the machine's own PostgreSQL and Redis ports.
-        if matches!(port, 5432 | 6379) {
+    for _ in 0..256 {
+        let Some(port) = bindable_private_port() else {
             continue;
-        }
+        };
         if reserved().insert(port) {
             return Ok(PortLease { port });
         }
     }
-    Err(std::io::Error::other(
-        "no free loopback port found in 64 tries",
-    ))
+    Err(std::io::Error::other(format!(
+        "no free loopback port in {}..{} found in 256 tries",
+        PRIVATE_PORTS.start, PRIVATE_PORTS.end
+    )))
 }
 
 /// A loopback port that is bound but never listened on, so every connection
@@ -70,21 +83,29 @@ pub struct ClosedPort {
 }
 
 impl ClosedPort {
-    /// Binds a fresh loopback port without listening on it.
+    /// Binds a fresh loopback port of [`PRIVATE_PORTS`] without listening
+    /// on it.
     pub fn bind() -> std::io::Result<ClosedPort> {
-        let fd = socket::socket(
-            AddressFamily::Inet,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        let any = SockaddrIn::new(127, 0, 0, 1, 0);
-        socket::bind(fd.as_raw_fd(), &any)?;
-        let bound: SockaddrIn = socket::getsockname(fd.as_raw_fd())?;
-        Ok(ClosedPort {
-            _socket: fd,
-            port: bound.port(),
-        })
+        let mut last = None;
+        for _ in 0..256 {
+            let fd = socket::socket(
+                AddressFamily::Inet,
+                SockType::Stream,
+                SockFlag::SOCK_CLOEXEC,
+                None,
+            )?;
+            let port = fastrand::u16(PRIVATE_PORTS);
+            match socket::bind(fd.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, port)) {
+                Ok(()) => return Ok(ClosedPort { _socket: fd, port }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "no free loopback port in {}..{} found in 256 tries: {}",
+            PRIVATE_PORTS.start,
+            PRIVATE_PORTS.end,
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
     }
 
     /// The port number.
@@ -102,6 +123,17 @@ mod tests {
         let a = lease_free_port().unwrap();
         let b = lease_free_port().unwrap();
         assert_ne!(a.port(), b.port());
+    }
+
+    #[test]
+    fn ports_stay_below_the_ephemeral_range() {
+        let leases: Vec<_> = (0..50).map(|_| lease_free_port().unwrap()).collect();
+        for lease in &leases {
+            assert!(PRIVATE_PORTS.contains(&lease.port()), "{}", lease.port());
+            assert!(lease.port() < 32768);
+        }
+        let closed = ClosedPort::bind().unwrap();
+        assert!(PRIVATE_PORTS.contains(&closed.port()), "{}", closed.port());
     }
 
     #[test]
