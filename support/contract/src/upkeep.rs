@@ -81,13 +81,21 @@ pub async fn min_idle_is_filled_at_start_and_refilled_after_sessions_are_killed<
     until("min_idle is open", || pool.status().idle == 2).await;
     assert_eq!(pool.status().counters.checkouts, 0);
     assert!(B::sessions(&server) >= 2);
-    assert!(B::kill_sessions(&server) >= 2);
+    // The pool may close the second session itself before the server gets
+    // to it: the first death records a disconnect, which closes every older
+    // idle connection at once (invalidation).
+    assert!(B::kill_sessions(&server) >= 1);
     until("both are replaced", || {
         let st = pool.status();
         st.counters.created >= 4 && st.idle == 2
     })
     .await;
     let st = pool.status();
+    let c = &st.counters.closed;
+    assert!(
+        c.broken + c.invalidated + c.validation_failed + c.keepalive_failed >= 2,
+        "both killed sessions were closed: {st:?}"
+    );
     assert_eq!(st.counters.checkouts, 0, "no request was needed");
     assert!(st.open <= 4, "{st:?}");
     assert!(st.housekeeper.unwrap().last_run.is_some());
