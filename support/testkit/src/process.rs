@@ -15,6 +15,16 @@
 //! To signal every process of a running server without missing a backend
 //! forked at the same moment, the leader is stopped first (a stopped
 //! postmaster cannot fork), then the others are signalled, then the leader.
+//!
+//! A server never outlives the test process that started it, even one
+//! killed with SIGKILL (no destructor runs): each server directory gets a
+//! [`watchdog`], a small `sh` loop in its own process group that polls its
+//! parent; when the test process is gone (the watchdog was reparented), it
+//! shuts the server down by the same rule (working directory inside the
+//! server's directory and a `postgres`/`redis` executable: SIGQUIT, which
+//! is PostgreSQL's immediate shutdown, then SIGKILL) and removes the
+//! directory. It exits by itself once the directory is gone (the server
+//! was dropped normally).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -151,6 +161,50 @@ impl ServerProcess {
             let _ = self.signal_all(Signal::SIGKILL);
         }
     }
+}
+
+/// The watchdog's script: `$1` the owner's pid, `$2` the server directory.
+const WATCHDOG: &str = r#"
+owner=$1; dir=$2
+while [ -d "$dir" ]; do
+    stat=$(cat /proc/$$/stat) || break
+    rest=${stat##*) }
+    set -- $rest
+    [ "$2" = "$owner" ] || break
+    sleep 0.2
+done
+[ -d "$dir" ] || exit 0
+signal_server() {
+    for p in /proc/[0-9]*; do
+        cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+        case "$cwd" in "$dir"|"$dir"/*) ;; *) continue ;; esac
+        exe=$(readlink "$p/exe" 2>/dev/null) || continue
+        case "${exe##*/}" in postgres*|redis*) kill -"$1" "${p#/proc/}" 2>/dev/null ;; esac
+    done
+}
+signal_server QUIT
+sleep 1
+signal_server KILL
+sleep 0.2
+rm -rf "$dir"
+"#;
+
+/// Starts the watchdog of the server directory `dir` (see the module
+/// docs): the server in it and the directory itself go when this process
+/// does, however it ends.
+pub(crate) fn watchdog(dir: &Path) -> std::io::Result<Child> {
+    let dir = std::fs::canonicalize(dir)?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg("pool-testkit-watchdog")
+        .arg(std::process::id().to_string())
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
 }
 
 /// Waits until `pid` is stopped (or gone), up to `timeout`.

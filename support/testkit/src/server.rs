@@ -47,6 +47,9 @@ pub(crate) struct Instance {
     pub(crate) lease: Option<PortLease>,
     /// The leading process of the current run, if any.
     pub(crate) child: Option<ServerProcess>,
+    /// The directory's watchdog (started with the first run): it stops the
+    /// server and removes the directory if this process dies.
+    pub(crate) watchdog: Option<std::process::Child>,
 }
 
 impl Instance {
@@ -58,6 +61,7 @@ impl Instance {
             dir,
             lease: None,
             child: None,
+            watchdog: None,
         }
     }
 
@@ -90,11 +94,17 @@ impl Instance {
     }
 
     /// For `Drop`: removes the server's directory (a warning if that fails).
-    pub(crate) fn remove_dir(&self) {
+    pub(crate) fn remove_dir(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.dir.display(), error = %e, "pool-testkit: could not remove the server directory");
             }
+        }
+        // The server is gone: its watchdog has nothing left to guard (it
+        // would exit by itself at its next poll; this also reaps it).
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
         }
     }
 }
@@ -218,6 +228,11 @@ fn spawn_and_wait<S: Lifecycle>(server: &mut S) -> std::result::Result<(), Start
     })?;
     let pgid = child.pid();
     server.instance_mut().child = Some(child);
+    if server.instance().watchdog.is_none() {
+        let watchdog = crate::process::watchdog(&dir)
+            .map_err(|e| fatal(KitError::io(&who, "starting the watchdog")(e)))?;
+        server.instance_mut().watchdog = Some(watchdog);
+    }
     workdir::write_record(&dir, &OwnerRecord::ours(S::KIND, pgid))
         .map_err(|e| fatal(KitError::io(&who, "writing the owner record")(e)))?;
     let res = wait_ready(server, log_start);
