@@ -32,6 +32,15 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The upper bound of the `n`-th sleep (1-based): `initial` doubled
+    /// `n - 1` times, at most `max`. Without jitter, for waits that must be
+    /// predictable (the fail-fast window).
+    pub fn bound(&self, n: u32) -> Duration {
+        let max = self.max.max(self.initial);
+        let doublings = n.saturating_sub(1).min(30);
+        self.initial.saturating_mul(1 << doublings).min(max)
+    }
+
     /// An endless iterator of sleeps; callers bound it with their deadline.
     pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + 'static {
         // backon adds a jitter of 0-100% on top of its current delay, so we
@@ -51,6 +60,17 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_double_up_to_the_cap() {
+        let p = RetryPolicy {
+            initial: Duration::from_millis(50),
+            max: Duration::from_secs(1),
+        };
+        let ms: Vec<u128> = (0..8).map(|n| p.bound(n).as_millis()).collect();
+        assert_eq!(ms, [50, 50, 100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.bound(u32::MAX), Duration::from_secs(1));
+    }
 
     #[test]
     fn delays_grow_and_stay_under_the_cap() {

@@ -137,6 +137,25 @@ pub enum PoolError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// With `fail_fast` on: the server is down (the pool's last connect
+    /// attempt failed and none succeeded since), so the checkout failed at
+    /// once instead of waiting out `pool_timeout`. PgBouncer's
+    /// `server_login_retry` does the same.
+    // The cause names the target ("connect to URL failed: ..."); a second
+    // URL in the same text would make redaction of the whole line mask
+    // everything between the two.
+    #[error("pool '{pool}' is unavailable (failing fast; {}): {cause}", next_attempt(.retry_in))]
+    Unavailable {
+        /// The pool's name.
+        pool: String,
+        /// The server, redacted.
+        target: String,
+        /// Why the last connect attempt failed (redacted).
+        cause: Cause,
+        /// How long until the pool tries to connect again: a fair
+        /// `Retry-After`.
+        retry_in: Duration,
+    },
     /// The pool was closed.
     #[error("pool '{0}' is closed")]
     Closed(String),
@@ -171,18 +190,31 @@ impl fmt::Debug for PoolError {
                 .field("message", &crate::redact::redact_url(message))
                 .field("source", &chain(source.as_ref()))
                 .finish(),
+            PoolError::Unavailable {
+                pool,
+                target,
+                cause,
+                retry_in,
+            } => f
+                .debug_struct("Unavailable")
+                .field("pool", pool)
+                .field("target", &crate::redact::redact_url(target))
+                .field("cause", cause)
+                .field("retry_in", retry_in)
+                .finish(),
             PoolError::Closed(name) => f.debug_tuple("Closed").field(name).finish(),
         }
     }
 }
 
 impl PoolError {
-    /// The class of the error: `Timeout`, `Fatal`, or `Unavailable` for a
-    /// closed pool.
+    /// The class of the error: `Timeout`, `Fatal`, the last connect
+    /// error's class when failing fast, or `Unavailable` for a closed pool.
     pub fn class(&self) -> ErrorClass {
         match self {
             PoolError::Timeout { .. } => ErrorClass::Timeout,
             PoolError::Fatal { .. } => ErrorClass::Fatal,
+            PoolError::Unavailable { cause, .. } => cause.class,
             PoolError::Closed(_) => ErrorClass::Unavailable,
         }
     }
@@ -190,6 +222,15 @@ impl PoolError {
     /// True for a checkout that ran out of time.
     pub fn is_timeout(&self) -> bool {
         matches!(self, PoolError::Timeout { .. })
+    }
+}
+
+/// When a failing-fast pool tries the server again, in words.
+fn next_attempt(retry_in: &Duration) -> String {
+    if retry_in.is_zero() {
+        "a connect attempt is under way".into()
+    } else {
+        format!("next connect attempt in {:.2}s", retry_in.as_secs_f64())
     }
 }
 

@@ -272,7 +272,9 @@ impl<M: HealthCheck> Pool<M> {
             Err(e) => {
                 let outcome = match &e {
                     PoolError::Timeout { .. } => ProbeOutcome::CheckoutTimedOut,
-                    PoolError::Fatal { .. } => ProbeOutcome::CheckoutFailed(e.class()),
+                    PoolError::Fatal { .. } | PoolError::Unavailable { .. } => {
+                        ProbeOutcome::CheckoutFailed(e.class())
+                    }
                     PoolError::Closed(_) => ProbeOutcome::PoolClosed,
                 };
                 let cause = Cause {

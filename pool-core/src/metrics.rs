@@ -24,6 +24,7 @@
 //! | `db_pool_checkouts_total` | counter | `pool` | successful checkouts | count of `hikaricp_connections_acquire` |
 //! | `db_pool_checkout_timeouts_total` | counter | `pool` | checkouts that ran out of time | `hikaricp_connections_timeout_total` |
 //! | `db_pool_checkout_errors_total` | counter | `pool` | checkouts stopped by a fatal error (wrong password, unknown database) | — |
+//! | `db_pool_checkouts_failed_fast_total` | counter | `pool` | checkouts failed at once because the server is down (`DB_POOL_FAIL_FAST`) | — (PgBouncer `server_login_retry`) |
 //! | `db_pool_checkout_wait_seconds` | histogram | `pool` | time each checkout took (queueing, validating, connecting), failed ones included | `hikaricp_connections_acquire_seconds` |
 //! | `db_pool_connection_usage_seconds` | histogram | `pool` | how long callers held a connection, checkout to return | `hikaricp_connections_usage_seconds` |
 //! | `db_pool_connection_create_seconds` | histogram | `pool` | time to open a connection (successful attempts) | `hikaricp_connections_creation_seconds` |
@@ -62,6 +63,8 @@ pub const CHECKOUTS: &str = "db_pool_checkouts_total";
 pub const CHECKOUT_TIMEOUTS: &str = "db_pool_checkout_timeouts_total";
 /// Counter: checkouts stopped by a fatal error.
 pub const CHECKOUT_ERRORS: &str = "db_pool_checkout_errors_total";
+/// Counter: checkouts failed at once while the server is down (`fail_fast`).
+pub const CHECKOUTS_FAILED_FAST: &str = "db_pool_checkouts_failed_fast_total";
 /// Histogram: seconds each checkout took.
 pub const CHECKOUT_WAIT: &str = "db_pool_checkout_wait_seconds";
 /// Histogram: seconds a connection was held by its caller.
@@ -82,7 +85,7 @@ pub const KEEPALIVES: &str = "db_pool_keepalives_total";
 pub const LEAKS: &str = "db_pool_leaks_total";
 
 /// Every metric name, for documentation and tests.
-pub const ALL_NAMES: [&str; 16] = [
+pub const ALL_NAMES: [&str; 17] = [
     CONNECTIONS,
     WAITING_CHECKOUTS,
     CONNECTIONS_MIN,
@@ -90,6 +93,7 @@ pub const ALL_NAMES: [&str; 16] = [
     CHECKOUTS,
     CHECKOUT_TIMEOUTS,
     CHECKOUT_ERRORS,
+    CHECKOUTS_FAILED_FAST,
     CHECKOUT_WAIT,
     CONNECTION_USAGE,
     CONNECTION_CREATE,
@@ -141,6 +145,11 @@ pub fn register_descriptions() {
         CHECKOUT_ERRORS,
         Unit::Count,
         "Checkouts stopped by a fatal error (wrong password, unknown database)"
+    );
+    describe_counter!(
+        CHECKOUTS_FAILED_FAST,
+        Unit::Count,
+        "Checkouts failed at once because the server is down (fail_fast)"
     );
     describe_histogram!(
         CHECKOUT_WAIT,
@@ -197,6 +206,7 @@ pub(crate) struct PoolMetrics {
     pub checkouts: Counter,
     pub timeouts: Counter,
     pub checkout_errors: Counter,
+    pub failed_fast: Counter,
     pub checkout_wait: Histogram,
     pub usage: Histogram,
     pub create_time: Histogram,
@@ -231,6 +241,7 @@ impl PoolMetrics {
             checkouts: counter!(CHECKOUTS, "pool" => pool.clone()),
             timeouts: counter!(CHECKOUT_TIMEOUTS, "pool" => pool.clone()),
             checkout_errors: counter!(CHECKOUT_ERRORS, "pool" => pool.clone()),
+            failed_fast: counter!(CHECKOUTS_FAILED_FAST, "pool" => pool.clone()),
             checkout_wait: histogram!(CHECKOUT_WAIT, "pool" => pool.clone()),
             usage: histogram!(CONNECTION_USAGE, "pool" => pool.clone()),
             create_time: histogram!(CONNECTION_CREATE, "pool" => pool.clone()),

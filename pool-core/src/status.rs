@@ -121,6 +121,8 @@ pub struct PoolCounters {
     pub timeouts: u64,
     /// Checkouts that stopped on a fatal error (wrong password, ...).
     pub fatal_errors: u64,
+    /// Checkouts failed at once because the server is down (`fail_fast`).
+    pub failed_fast: u64,
     /// Connections handed back to the pool (kept or closed on return).
     pub returns: u64,
     /// Connection attempts.
@@ -198,6 +200,7 @@ pub(crate) struct Stats {
     pub max_wait_us: AtomicU64,
     pub timeouts: AtomicU64,
     pub fatal_errors: AtomicU64,
+    pub failed_fast: AtomicU64,
     pub returns: AtomicU64,
     pub connect_attempts: AtomicU64,
     pub connect_failures: AtomicU64,
@@ -232,6 +235,7 @@ impl Stats {
             max_wait_us: self.max_wait_us.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             fatal_errors: self.fatal_errors.load(Relaxed),
+            failed_fast: self.failed_fast.load(Relaxed),
             returns: self.returns.load(Relaxed),
             connect_attempts: self.connect_attempts.load(Relaxed),
             connect_failures: self.connect_failures.load(Relaxed),

@@ -214,6 +214,7 @@ fn metrics_are_prometheus_text_and_move() {
         ("db_pool_checkouts_total", "counter"),
         ("db_pool_checkout_timeouts_total", "counter"),
         ("db_pool_checkout_errors_total", "counter"),
+        ("db_pool_checkouts_failed_fast_total", "counter"),
         ("db_pool_connections_created_total", "counter"),
         ("db_pool_connections_closed_total", "counter"),
         ("db_pool_connect_failures_total", "counter"),

@@ -125,6 +125,7 @@ impl<M: Manager> Pool<M> {
             Ok(_) => Outcome::Ok,
             Err(PoolError::Timeout { .. }) => Outcome::Timeout,
             Err(PoolError::Fatal { .. }) => Outcome::Fatal,
+            Err(PoolError::Unavailable { .. }) => Outcome::Unavailable,
             Err(PoolError::Closed(_)) => Outcome::Closed,
         };
         inner.events.checkout_ended(outcome, waited);
@@ -175,6 +176,9 @@ impl<M: Manager> Pool<M> {
                     }
                 }
             }
+            if let Some(down) = inner.fail_fast_error() {
+                return Err(down);
+            }
             let Some(attempt) = Box::pin(inner.connect_one()).await else {
                 return Err(inner.closed_error());
             };
@@ -190,6 +194,10 @@ impl<M: Manager> Pool<M> {
                         message: failure.message,
                         source: failure.error,
                     });
+                }
+                Err(_) if inner.settings.fail_fast => {
+                    let retry_in = inner.settings.retry.bound(inner.down_streak.load(Relaxed));
+                    return Err(inner.unavailable_error(retry_in));
                 }
                 Err(_) => {
                     let delay = delays

@@ -10,7 +10,7 @@
 use super::admission::InFlight;
 use super::{Inner, Manager, Tracked};
 use crate::classify::ErrorClass;
-use crate::error::Cause;
+use crate::error::{Cause, PoolError};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -63,6 +63,8 @@ impl<M: Manager> Inner<M> {
                 self.events.connected(took);
                 self.last_connect_ns
                     .store(took.as_nanos().max(1) as u64, Relaxed);
+                self.down_since.store(0, Relaxed);
+                self.down_streak.store(0, Relaxed);
                 // The server answers: checkouts sleeping in backoff try now.
                 self.wake_sleepers();
                 tracing::debug!(
@@ -92,6 +94,9 @@ impl<M: Manager> Inner<M> {
             },
         };
         self.events.connect_failed(failure.class);
+        self.down_streak.fetch_add(1, Relaxed);
+        self.down_since
+            .store(self.base.elapsed().as_nanos() as u64 + 1, Relaxed);
         let cause = Cause {
             class: failure.class,
             message: format!("connect to {} failed: {}", self.target, failure.message),
@@ -99,6 +104,48 @@ impl<M: Manager> Inner<M> {
         tracing::debug!(pool = %self.settings.name, cause = %cause, "connect attempt failed");
         self.record(cause);
         Some(Err(failure))
+    }
+
+    /// With `fail_fast`: the error a checkout that needs a new connection
+    /// fails with at once while the server is down: the last connect attempt
+    /// failed less than one backoff step ago (the step doubles with each
+    /// failure in a row, as the backoff does), or another attempt is under
+    /// way (one probe at a time, so callers do not pile onto a server that
+    /// hangs). `None` when it may try.
+    pub(super) fn fail_fast_error(&self) -> Option<PoolError> {
+        if !self.settings.fail_fast {
+            return None;
+        }
+        let since = self.down_since.load(Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let window = self.settings.retry.bound(self.down_streak.load(Relaxed));
+        let down_for =
+            Duration::from_nanos((self.base.elapsed().as_nanos() as u64 + 1).saturating_sub(since));
+        let retry_in = window.saturating_sub(down_for);
+        if retry_in.is_zero() && self.connecting.load(Relaxed) == 0 {
+            return None;
+        }
+        Some(self.unavailable_error(retry_in))
+    }
+
+    /// The error of a checkout failing fast: the last connect error, and
+    /// when the pool tries again.
+    pub(super) fn unavailable_error(&self, retry_in: Duration) -> PoolError {
+        let cause = super::lock(&self.last_error)
+            .as_ref()
+            .map(|e| e.cause.clone())
+            .unwrap_or_else(|| Cause {
+                class: ErrorClass::Unavailable,
+                message: format!("connect to {} failed", self.target),
+            });
+        PoolError::Unavailable {
+            pool: self.settings.name.clone(),
+            target: self.target.clone(),
+            cause,
+            retry_in,
+        }
     }
 
     /// When a checkout that just failed to connect should try again: after

@@ -21,6 +21,8 @@ pub(crate) enum Outcome {
     Timeout,
     /// A fatal error stopped it.
     Fatal,
+    /// It failed at once: `fail_fast` and the server is down.
+    Unavailable,
     /// The pool was closed.
     Closed,
 }
@@ -32,6 +34,7 @@ impl Outcome {
             Outcome::Ok => "ok",
             Outcome::Timeout => "timeout",
             Outcome::Fatal => "fatal",
+            Outcome::Unavailable => "unavailable",
             Outcome::Closed => "closed",
         }
     }
@@ -76,6 +79,10 @@ impl Events {
             Outcome::Fatal => {
                 Stats::inc(&self.stats.fatal_errors);
                 self.metrics.checkout_errors.increment(1);
+            }
+            Outcome::Unavailable => {
+                Stats::inc(&self.stats.failed_fast);
+                self.metrics.failed_fast.increment(1);
             }
             Outcome::Closed => {}
         }

@@ -16,7 +16,9 @@
 //! 3. **Connect** ([`connect`]). With no idle connection left it opens one,
 //!    bounded by `connect_timeout`. A refused or timed-out attempt is retried
 //!    with the shared backoff; a fatal error (wrong password) ends the
-//!    checkout at once.
+//!    checkout at once. With `fail_fast`, a failed attempt ends it too, and
+//!    while the server is down checkouts fail without trying (one probe at
+//!    a time, after each backoff step).
 //! 4. All of it is bounded by `pool_timeout` ([`checkout`]), which never
 //!    fires early. A timeout error carries the pool's state and the last
 //!    underlying cause.
@@ -121,6 +123,12 @@ struct Inner<M: Manager> {
     /// Nanoseconds the last successful connect took (0 = none yet), to time
     /// the last attempt before a deadline.
     last_connect_ns: AtomicU64,
+    /// Nanoseconds after `base` (+1) of the last failed connect attempt
+    /// since the last success (0 = the server is not known to be down).
+    down_since: AtomicU64,
+    /// Connect attempts failed in a row: the fail-fast window grows with
+    /// them as the backoff does.
+    down_streak: AtomicU32,
     /// The housekeeper, leases and pause flag ([`upkeep`]).
     upkeep: upkeep::Upkeep,
 }
@@ -181,6 +189,8 @@ impl<M: Manager> Pool<M> {
                 backing_off: AtomicU32::new(0),
                 closing: Notify::new(),
                 last_connect_ns: AtomicU64::new(0),
+                down_since: AtomicU64::new(0),
+                down_streak: AtomicU32::new(0),
                 upkeep: upkeep::Upkeep::new(&settings),
                 settings,
             }),

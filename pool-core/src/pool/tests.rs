@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::settings::Overflow;
-use crate::testing::{FakeError, FakeManager, Op, Step};
+use crate::testing::{FakeError, FakeManager, FakeMode, Op, Step};
 use crate::{ErrorClass, RetryPolicy};
 use std::time::Duration;
 use tokio::time::{sleep, timeout};
@@ -469,4 +469,139 @@ mod hooks {
         drop(c);
         assert_reconciled(&pool);
     }
+}
+
+fn fail_fast_settings() -> PoolSettings {
+    let mut s = settings(2, 0);
+    s.fail_fast = true;
+    s
+}
+
+/// The error of a checkout that failed fast, with its `retry_in`.
+#[track_caller]
+fn unavailable(r: Result<Pooled<FakeManager>, PoolError>) -> Duration {
+    match r {
+        Err(PoolError::Unavailable {
+            retry_in, cause, ..
+        }) => {
+            assert_eq!(cause.class, ErrorClass::Unavailable);
+            assert!(cause.message.contains("connect to"), "{cause}");
+            retry_in
+        }
+        other => panic!("expected an unavailable error, got {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_fails_at_once_and_tries_again_after_each_backoff_step() {
+    let pool = pool(fail_fast_settings());
+    pool.manager().set_mode(FakeMode::Refuse);
+    let t = Instant::now();
+    // The first checkout tries once and fails at once (no backoff, no
+    // waiting out the 30 s pool_timeout).
+    assert_eq!(unavailable(pool.get().await), ms(50));
+    assert_eq!(t.elapsed(), Duration::ZERO);
+    assert_eq!(pool.manager().connects(), 1);
+    // Inside the first backoff step (50 ms) nobody tries again.
+    sleep(ms(20)).await;
+    assert_eq!(unavailable(pool.get().await), ms(30));
+    assert_eq!(pool.manager().connects(), 1, "no attempt inside the window");
+    // After it, the next checkout tries; a second failure doubles the step.
+    sleep(ms(31)).await;
+    assert_eq!(unavailable(pool.get().await), ms(100));
+    assert_eq!(pool.manager().connects(), 2);
+    // The server comes back: checkouts inside the window still fail fast,
+    // the first one after it connects, and the pool is up again.
+    pool.manager().set_mode(FakeMode::Ok);
+    sleep(ms(99)).await;
+    assert_eq!(unavailable(pool.get().await), ms(1));
+    sleep(ms(1)).await;
+    let c = pool.get().await.expect("the server is back");
+    assert_eq!(pool.manager().connects(), 3);
+    drop(c);
+    assert!(pool.get().await.is_ok());
+    let s = pool.status();
+    assert_eq!(s.counters.failed_fast, 4, "{s:?}");
+    assert_eq!(s.counters.timeouts, 0, "{s:?}");
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_still_hands_out_idle_connections_and_is_off_by_default() {
+    let pool = pool(fail_fast_settings());
+    let held = pool.get().await.unwrap();
+    drop(pool.get().await.unwrap()); // a second connection, now idle
+    let held2 = pool.get().await.unwrap();
+    drop(held);
+    // The server goes away; the idle connection is still handed out.
+    pool.manager().set_mode(FakeMode::Refuse);
+    let idle = pool
+        .get()
+        .await
+        .expect("an idle connection needs no connect");
+    drop(idle);
+    drop(held2);
+    assert_reconciled(&pool);
+
+    // Off (the default): a checkout waits out the outage within
+    // pool_timeout and gets the connection when the server is back.
+    let mut s = settings(1, 0);
+    assert!(!PoolSettings::new("d").fail_fast, "off by default");
+    s.fail_fast = false;
+    let pool = pool_with(s, FakeMode::Refuse);
+    let p = pool.clone();
+    let get = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    sleep(ms(500)).await;
+    assert!(!get.is_finished(), "without fail_fast the checkout waits");
+    pool.manager().set_mode(FakeMode::Ok);
+    assert!(get.await.unwrap().is_ok());
+    assert_eq!(pool.status().counters.failed_fast, 0);
+    assert_reconciled(&pool);
+}
+
+fn pool_with(s: PoolSettings, mode: FakeMode) -> Pool<FakeManager> {
+    Pool::new(FakeManager::new(mode), s)
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_fast_sends_one_probe_at_a_time_to_a_server_that_hangs() {
+    let mut s = fail_fast_settings();
+    s.pool_size = 4;
+    let pool = pool(s);
+    pool.manager().set_mode(FakeMode::Refuse);
+    unavailable(pool.get().await); // down
+                                   // The server now hangs: after the window, one checkout probes it and
+                                   // waits out connect_timeout (5 s); every other checkout meanwhile fails
+                                   // at once instead of piling onto it.
+    pool.manager().set_default(
+        Op::Connect,
+        Step::fail_after(Duration::from_secs(5), ErrorClass::Timeout),
+    );
+    sleep(ms(60)).await;
+    let p = pool.clone();
+    let probe = tokio::spawn(async move { p.get().await.map(|c| c.id) });
+    sleep(ms(10)).await;
+    assert_eq!(pool.status().connecting, 1);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let e = pool.get().await.expect_err("fails fast");
+        assert!(
+            e.to_string().contains("a connect attempt is under way"),
+            "{e}"
+        );
+        // Shown through redaction (as the backend does) it still says so:
+        // the text names the target once, in the cause.
+        let shown = crate::redact::redact_url(&e.to_string());
+        assert!(
+            shown.contains("failing fast") && shown.contains("connect to fake://"),
+            "{shown}"
+        );
+        assert_eq!(t.elapsed(), Duration::ZERO);
+    }
+    assert_eq!(pool.manager().connects(), 2, "one probe, not four");
+    assert!(matches!(
+        probe.await.unwrap(),
+        Err(PoolError::Unavailable { .. })
+    ));
+    assert_reconciled(&pool);
 }

@@ -85,6 +85,8 @@ impl SettingsBuilder {
         tcp_user_timeout: Option<Duration> => tcp_user_timeout);
     setter!(/// Backoff between connect attempts.
         retry: RetryPolicy => retry);
+    setter!(/// Fail checkouts at once while the server is down.
+        fail_fast: bool => fail_fast);
     setter!(/// Checkouts slower than this are logged.
         slow_checkout: Duration => slow_checkout);
     setter!(/// Connections the housekeeper keeps idle (at most `pool_size`).

@@ -111,6 +111,12 @@ pub struct PoolSettings {
     pub tcp_user_timeout: Option<Duration>,
     /// Backoff between connect attempts.
     pub retry: RetryPolicy,
+    /// While the server is down (the last connect attempt failed), a
+    /// checkout that needs a new connection fails at once with
+    /// [`PoolError::Unavailable`](crate::PoolError::Unavailable) instead of
+    /// retrying until `pool_timeout`; the pool tries again after the shared
+    /// backoff (PgBouncer's `server_login_retry`).
+    pub fail_fast: bool,
     /// Checkouts slower than this are logged as warnings.
     #[serde(with = "secs")]
     pub slow_checkout: Duration,
@@ -165,6 +171,7 @@ impl PoolSettings {
             tcp_keepalive: None,
             tcp_user_timeout: None,
             retry: RetryPolicy::default(),
+            fail_fast: false,
             slow_checkout: Duration::ZERO,
             tls: crate::tls::TlsSettings::default(),
             min_idle: 0,

@@ -137,6 +137,15 @@ pub const VARS: &[Var] = &[
         },
     },
     Var {
+        key: "pool_fail_fast",
+        default: "false",
+        doc: "while the server is down (the pool's last connect attempt failed), a checkout that needs a new connection fails at once with an `unavailable` error naming the cause, instead of retrying until `POOL_TIMEOUT`; the pool tries to connect again after the backoff (`RETRY_INITIAL_DELAY`, doubling up to `RETRY_MAX_DELAY`). Idle connections are still handed out. For services that should answer 503 at once during an outage (PgBouncer's `server_login_retry`); off, checkouts ride out outages shorter than `POOL_TIMEOUT`",
+        apply: |s, v| {
+            s.fail_fast = v.boolean()?;
+            Ok(())
+        },
+    },
+    Var {
         key: "slow_checkout",
         default: "1",
         doc: "seconds; slower checkouts are logged as warnings",
