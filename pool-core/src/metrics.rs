@@ -34,6 +34,7 @@
 //! | `db_pool_validations_total` | counter | `pool` | validation pings sent at checkout | — |
 //! | `db_pool_keepalives_total` | counter | `pool` | background keepalive pings of idle connections (`DB_POOL_KEEPALIVE`) | — (pgxpool health checks) |
 //! | `db_pool_leaks_total` | counter | `pool` | connections held longer than `DB_POOL_LEAK_THRESHOLD` (each checkout counted once) | — (HikariCP logs leaks only) |
+//! | `db_pool_resets_total` | counter | `pool`, `kind` = `reset` / `cancel` | returned connections reset with a round trip (`DB_POOL_RESET_ON_RETURN`), and those whose request in flight was cancelled server-side | — |
 //!
 //! The close reasons `idle_timeout`, `lifetime` and `keepalive_failed` are
 //! the housekeeper's (see [`crate::Pool`]'s upkeep).
@@ -83,6 +84,8 @@ pub const VALIDATIONS: &str = "db_pool_validations_total";
 pub const KEEPALIVES: &str = "db_pool_keepalives_total";
 /// Counter: checkouts held longer than the leak threshold.
 pub const LEAKS: &str = "db_pool_leaks_total";
+/// Counter: returned connections reset with a round trip, by `kind`.
+pub const RESETS: &str = "db_pool_resets_total";
 
 /// Every metric name, for documentation and tests.
 pub const ALL_NAMES: [&str; 17] = [
@@ -103,6 +106,7 @@ pub const ALL_NAMES: [&str; 17] = [
     VALIDATIONS,
     KEEPALIVES,
     LEAKS,
+    RESETS,
 ];
 
 /// Histogram buckets (seconds) suited to checkout waits, usage and
@@ -192,6 +196,11 @@ pub fn register_descriptions() {
         Unit::Count,
         "Checkouts held longer than the leak threshold"
     );
+    describe_counter!(
+        RESETS,
+        Unit::Count,
+        "Returned connections reset with a round trip (kind=reset), or whose request in flight was cancelled (kind=cancel)"
+    );
 }
 
 /// One pool's metric handles, registered once when the pool is built.
@@ -216,6 +225,8 @@ pub(crate) struct PoolMetrics {
     pub validations: Counter,
     pub keepalives: Counter,
     pub leaks: Counter,
+    pub resets: Counter,
+    pub cancels: Counter,
 }
 
 impl std::fmt::Debug for PoolMetrics {
@@ -255,6 +266,8 @@ impl PoolMetrics {
             validations: counter!(VALIDATIONS, "pool" => pool.clone()),
             keepalives: counter!(KEEPALIVES, "pool" => pool.clone()),
             leaks: counter!(LEAKS, "pool" => pool.clone()),
+            resets: counter!(RESETS, "pool" => pool.clone(), "kind" => "reset"),
+            cancels: counter!(RESETS, "pool" => pool.clone(), "kind" => "cancel"),
         }
     }
 

@@ -97,6 +97,12 @@ close_reasons! {
     Lifetime => lifetime,
     /// Its background keepalive ping failed or timed out.
     KeepaliveFailed => keepalive_failed,
+    /// It came back with a request still in flight that could not be ended
+    /// cheaply (a Redis blocking command, a PostgreSQL cancel that did not
+    /// end the request in time).
+    InFlight => in_flight,
+    /// Its reset on return (`reset_on_return`) failed or timed out.
+    ResetFailed => reset_failed,
 }
 
 impl ClosedCounts {
@@ -145,6 +151,13 @@ pub struct PoolCounters {
     pub leaks: u64,
     /// Background keepalive pings sent.
     pub keepalives: u64,
+    /// Returned connections reset with a round trip (a transaction rolled
+    /// back, a `MULTI` discarded, `DISCARD ALL`, ...); a clean return is
+    /// not counted.
+    pub resets: u64,
+    /// Returned connections whose request still in flight was cancelled
+    /// server-side, then reused (the others are closed: `closed.in_flight`).
+    pub cancels: u64,
 }
 
 /// What the housekeeper did last (present when the pool has one).
@@ -210,6 +223,8 @@ pub(crate) struct Stats {
     pub validations_skipped: AtomicU64,
     pub leaks: AtomicU64,
     pub keepalives: AtomicU64,
+    pub resets: AtomicU64,
+    pub cancels: AtomicU64,
     closed: [AtomicU64; CloseReason::ALL.len()],
 }
 
@@ -246,6 +261,8 @@ impl Stats {
             closed: ClosedCounts::from_indexed(self.closed.each_ref().map(|c| c.load(Relaxed))),
             leaks: self.leaks.load(Relaxed),
             keepalives: self.keepalives.load(Relaxed),
+            resets: self.resets.load(Relaxed),
+            cancels: self.cancels.load(Relaxed),
         }
     }
 }

@@ -173,6 +173,8 @@ pub enum Op {
     Check,
     /// [`Manager::after_connect`].
     Init,
+    /// [`Manager::reset`].
+    Reset,
 }
 
 #[derive(Debug)]
@@ -205,6 +207,12 @@ pub struct FakeManager {
     ping: Mutex<Script>,
     check: Mutex<Script>,
     init: Mutex<Script>,
+    reset: Mutex<Script>,
+    /// What `on_return` answers for a connection at its next return (then
+    /// it is clean again).
+    left: Mutex<std::collections::HashMap<u64, crate::pool::Returned>>,
+    /// `(id, how)` of every reset started, in order.
+    resets: Mutex<Vec<(u64, crate::pool::Returned)>>,
     /// Ids passed to `on_close`, in order.
     released: Mutex<Vec<u64>>,
     /// Connections the "server" dropped: `is_closed` is true for them.
@@ -223,6 +231,9 @@ impl FakeManager {
             ping: Mutex::new(Script::new()),
             check: Mutex::new(Script::new()),
             init: Mutex::new(Script::new()),
+            reset: Mutex::new(Script::new()),
+            left: Mutex::new(std::collections::HashMap::new()),
+            resets: Mutex::new(Vec::new()),
             released: Mutex::new(Vec::new()),
             dead: Mutex::new(HashSet::new()),
             next: AtomicU64::new(1),
@@ -264,6 +275,7 @@ impl FakeManager {
             Op::Ping => &self.ping,
             Op::Check => &self.check,
             Op::Init => &self.init,
+            Op::Reset => &self.reset,
         }
     }
 
@@ -291,6 +303,18 @@ impl FakeManager {
     /// `is_closed` is true for it from now on.
     pub fn kill(&self, id: u64) {
         self.dead.lock().unwrap().insert(id);
+    }
+
+    /// Makes `on_return` answer `how` at the next return of connection `id`
+    /// (as if its caller had left a transaction open, or a request in
+    /// flight).
+    pub fn leave(&self, id: u64, how: crate::pool::Returned) {
+        self.left.lock().unwrap().insert(id, how);
+    }
+
+    /// `(id, how)` of every reset started so far, in order.
+    pub fn resets(&self) -> Vec<(u64, crate::pool::Returned)> {
+        self.resets.lock().unwrap().clone()
     }
 
     /// Connections alive now (opened and not dropped).
@@ -346,6 +370,24 @@ impl Manager for FakeManager {
 
     async fn after_connect(&self, _conn: &mut FakeConn) -> Result<(), FakeError> {
         let step = self.init.lock().unwrap().next();
+        step.run().await
+    }
+
+    fn on_return(&self, conn: &mut FakeConn) -> crate::pool::Returned {
+        self.left
+            .lock()
+            .unwrap()
+            .remove(&conn.id)
+            .unwrap_or(crate::pool::Returned::Clean)
+    }
+
+    async fn reset(
+        &self,
+        conn: &mut FakeConn,
+        how: crate::pool::Returned,
+    ) -> Result<(), FakeError> {
+        self.resets.lock().unwrap().push((conn.id, how));
+        let step = self.reset.lock().unwrap().next();
         step.run().await
     }
 

@@ -10,6 +10,24 @@ use crate::classify::ErrorClass;
 use crate::error::chain;
 use std::future::Future;
 
+/// What a returned connection needs before anyone else may have it
+/// (the answer of [`Manager::on_return`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    /// Nothing left behind: straight back to the idle stack, no round trip.
+    Clean,
+    /// Something left behind (an open transaction, a `MULTI`, another
+    /// database): [`Manager::reset`] runs before the next checkout.
+    Reset,
+    /// A request is still in flight (the caller gave up mid-request):
+    /// [`Manager::reset`] must end it (a server-side cancel) and wait for
+    /// it before the connection is reused.
+    Cancel,
+    /// Cannot be made clean cheaply (a request in flight the backend cannot
+    /// cancel): the connection is closed.
+    Close,
+}
+
 /// What a backend provides: how to open, check and classify connections.
 ///
 /// Implementations stay thin: no retries, timeouts or policy here — the
@@ -51,6 +69,30 @@ pub trait Manager: Send + Sync + 'static {
     /// included. The default does nothing.
     fn on_close(&self, conn: &mut Self::Connection) {
         let _ = conn;
+    }
+
+    /// What a connection a caller just handed back needs (see
+    /// [`Returned`]). Called on every return, so it must be free: no I/O,
+    /// only what the backend tracked while the caller used the connection.
+    /// The default: [`Returned::Clean`].
+    fn on_return(&self, conn: &mut Self::Connection) -> Returned {
+        let _ = conn;
+        Returned::Clean
+    }
+
+    /// Makes a returned connection clean, as [`Manager::on_return`] asked
+    /// (`how` is [`Returned::Reset`] or [`Returned::Cancel`]). The engine
+    /// runs it at once after the return, in a task of its own, bounded by
+    /// `validation_timeout`, while the connection still holds its slot: no
+    /// one else gets the connection before it ends. An error or a timeout
+    /// closes the connection. The default does nothing.
+    fn reset(
+        &self,
+        conn: &mut Self::Connection,
+        how: Returned,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (conn, how);
+        std::future::ready(Ok(()))
     }
 
     /// A local, free check whether the connection is already known dead.

@@ -48,7 +48,7 @@ mod pooled;
 mod tests;
 mod upkeep;
 
-pub use manager::Manager;
+pub use manager::{Manager, Returned};
 pub use pooled::Pooled;
 
 use crate::error::{Cause, PoolError};

@@ -605,3 +605,96 @@ async fn fail_fast_sends_one_probe_at_a_time_to_a_server_that_hangs() {
     ));
     assert_reconciled(&pool);
 }
+
+/// Reset on return: a connection its caller left dirty is reset at once in
+/// a task of its own (not lazily at the next checkout), and no one gets it
+/// before the reset is over; a clean return costs no reset.
+#[tokio::test(start_paused = true)]
+async fn a_dirty_return_is_reset_at_once_and_before_the_next_caller() {
+    let pool = pool(settings(1, 0));
+    drop(pool.get().await.unwrap());
+    assert!(pool.manager().resets().is_empty(), "a clean return");
+    let a = pool.get().await.unwrap();
+    pool.manager().leave(a.id, Returned::Reset);
+    pool.manager().push(Op::Reset, Step::ok_after(ms(100)));
+    drop(a);
+    // Promptly, with no checkout asking for it.
+    sleep(ms(1)).await;
+    assert_eq!(pool.manager().resets(), [(1, Returned::Reset)]);
+    assert_eq!(pool.status().idle, 0, "not idle while resetting");
+    let t = Instant::now();
+    let b = pool.get().await.unwrap();
+    assert_eq!(b.id, 1);
+    assert_eq!(t.elapsed(), ms(99), "B waited for the reset to end");
+    drop(b);
+    let c = pool.status().counters;
+    assert_eq!((c.resets, c.cancels, c.closed.total()), (1, 0, 0), "{c:?}");
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_in_flight_is_cancelled_or_the_connection_closed() {
+    let pool = pool(settings(1, 0));
+    // Cancelled server-side, then reused.
+    let a = pool.get().await.unwrap();
+    pool.manager().leave(a.id, Returned::Cancel);
+    drop(a);
+    let b = pool.get().await.unwrap();
+    assert_eq!(b.id, 1);
+    // The backend cannot cancel: closed at once, a new one for the next.
+    pool.manager().leave(b.id, Returned::Close);
+    drop(b);
+    let c = pool.get().await.unwrap();
+    assert_eq!(c.id, 2);
+    // A cancel that fails: closed too.
+    pool.manager().leave(c.id, Returned::Cancel);
+    pool.manager()
+        .push(Op::Reset, Step::Fail(ErrorClass::Query));
+    drop(c);
+    assert_eq!(pool.get().await.unwrap().id, 3);
+    let c = pool.status().counters;
+    assert_eq!((c.resets, c.cancels), (0, 1), "{c:?}");
+    assert_eq!(c.closed.in_flight, 2, "{c:?}");
+    assert!(
+        pool.last_error().is_none(),
+        "no disconnect recorded for the pool"
+    );
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_that_fails_or_hangs_closes_the_connection() {
+    let pool = pool(settings(1, 0));
+    let a = pool.get().await.unwrap();
+    pool.manager().leave(a.id, Returned::Reset);
+    pool.manager().push(Op::Reset, Step::Hang);
+    drop(a);
+    let t = Instant::now();
+    let b = pool.get().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_secs(1), "validation_timeout");
+    assert_eq!(b.id, 2);
+    pool.manager().leave(b.id, Returned::Reset);
+    pool.manager()
+        .push(Op::Reset, Step::Fail(ErrorClass::Disconnected));
+    drop(b);
+    assert_eq!(pool.get().await.unwrap().id, 3);
+    let c = pool.status().counters;
+    assert_eq!(c.closed.reset_failed, 2, "{c:?}");
+    assert_eq!(c.resets, 0, "{c:?}");
+    assert_reconciled(&pool);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_during_a_reset_closes_the_connection() {
+    let pool = pool(settings(1, 0));
+    let a = pool.get().await.unwrap();
+    pool.manager().leave(a.id, Returned::Reset);
+    pool.manager().push(Op::Reset, Step::Hang);
+    drop(a);
+    sleep(ms(10)).await;
+    pool.close();
+    sleep(ms(1)).await;
+    assert_eq!(pool.manager().open_connections(), 0);
+    assert_eq!(pool.status().counters.closed.pool_closed, 1);
+    assert_reconciled(&pool);
+}

@@ -97,6 +97,8 @@ impl SettingsBuilder {
         keepalive: Option<Duration> => keepalive);
     setter!(/// Checkouts held longer are reported as leaks; `None` = off.
         leak_threshold: Option<Duration> => leak_threshold);
+    setter!(/// What a returned connection goes through before its next use.
+        reset_on_return: super::ResetOnReturn => reset_on_return);
     setter!(/// The longest time between housekeeping runs.
         housekeeping_period: Duration => housekeeping_period);
 

@@ -71,6 +71,40 @@ pub enum Overflow {
     Unlimited,
 }
 
+/// What the pool does to a connection a caller hands back, before anyone
+/// else may have it (SQLAlchemy's `reset_on_return`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetOnReturn {
+    /// Undo what the caller left behind, with a round trip only when it
+    /// left something: PostgreSQL rolls back a transaction left open or
+    /// aborted; Redis discards an open `MULTI`, unwatches a `WATCH` and
+    /// selects the configured database again.
+    Rollback,
+    /// Reset the whole session every time: PostgreSQL `DISCARD ALL` (after
+    /// a rollback when needed); Redis `RESET`, then the configured `SELECT`,
+    /// `AUTH` and `CLIENT SETNAME` again.
+    Discard,
+    /// Leave the session as the caller left it. A request still in flight
+    /// is still ended before anyone else gets the connection.
+    None,
+}
+
+impl ResetOnReturn {
+    /// The names, as configured.
+    pub const NAMES: [&'static str; 3] = ["rollback", "discard", "none"];
+
+    /// Parses a configured name (case-insensitive).
+    pub fn parse(text: &str) -> Option<ResetOnReturn> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "rollback" => Some(ResetOnReturn::Rollback),
+            "discard" => Some(ResetOnReturn::Discard),
+            "none" => Some(ResetOnReturn::None),
+            _ => None,
+        }
+    }
+}
+
 /// Validated settings of one pool.
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolSettings {
@@ -150,6 +184,8 @@ pub struct PoolSettings {
     /// (`DB_CONNECT_INIT_SQL`: SQL statements; `REDIS_CONNECT_INIT_COMMANDS`:
     /// Redis commands; both `;`-separated).
     pub connect_init: Option<String>,
+    /// What happens to a returned connection before its next use.
+    pub reset_on_return: ResetOnReturn,
 }
 
 impl PoolSettings {
@@ -180,6 +216,7 @@ impl PoolSettings {
             leak_threshold: None,
             housekeeping_period: Duration::from_secs(30),
             connect_init: None,
+            reset_on_return: ResetOnReturn::Rollback,
         };
         for var in VARS.iter().filter(|v| !v.default.is_empty()) {
             let default = Value {

@@ -7,7 +7,7 @@
 //! the two equal). To add a setting, add a row.
 
 use super::value::Value;
-use super::{Overflow, PoolSettings};
+use super::{Overflow, PoolSettings, ResetOnReturn};
 use crate::error::SettingsError;
 
 /// One setting.
@@ -252,6 +252,16 @@ pub const VARS: &[Var] = &[
         doc: "Redis: commands run on every new connection before its first use, `;`-separated, arguments separated by spaces (`CLIENT SETNAME api; SELECT 2`), inside `CONNECT_TIMEOUT`; code can add `RedisManager::with_init_hook`",
         apply: |s, v| {
             s.connect_init = v.text_or_none();
+            Ok(())
+        },
+    },
+    Var {
+        key: "pool_reset_on_return",
+        default: "rollback",
+        doc: "what a connection goes through when a caller hands it back, before anyone else gets it (SQLAlchemy's `reset_on_return`). `rollback`: undo what the caller left behind, with a round trip only when it left something (PostgreSQL: a transaction left open or aborted is rolled back at once after the return, known from the server's transaction status; Redis: an open `MULTI` is discarded, a `WATCH` unwatched, another database's `SELECT` undone). `discard`: reset the whole session every time (PostgreSQL `DISCARD ALL`; Redis `RESET`, then the configured `SELECT`, `AUTH` and `CLIENT SETNAME`). `none`: leave it as it is. Whatever the mode, a connection returned with a request still in flight is never handed out before that request is over: PostgreSQL cancels it server-side and waits, Redis closes the connection",
+        apply: |s, v| {
+            s.reset_on_return = ResetOnReturn::parse(&v.text)
+                .ok_or_else(|| v.invalid(format!("one of {}", ResetOnReturn::NAMES.join(", "))))?;
             Ok(())
         },
     },
