@@ -385,10 +385,10 @@ impl Manager for FakeManager {
         &self,
         conn: &mut FakeConn,
         how: crate::pool::Returned,
-    ) -> Result<(), FakeError> {
+    ) -> Result<crate::pool::Returned, FakeError> {
         self.resets.lock().unwrap().push((conn.id, how));
         let step = self.reset.lock().unwrap().next();
-        step.run().await
+        step.run().await.map(|()| how)
     }
 
     fn on_close(&self, conn: &mut FakeConn) {

@@ -12,8 +12,8 @@
 //! # }
 //! ```
 
+use crate::manager::PgConn;
 use crate::manager::PgManager;
-use deadpool_postgres::ClientWrapper;
 pub use pool_core::health::{HealthCheck, HealthReport, HealthStatus};
 
 /// The probe's query: a real round trip through the parser and executor
@@ -21,7 +21,7 @@ pub use pool_core::health::{HealthCheck, HealthReport, HealthStatus};
 pub const PROBE_QUERY: &str = "SELECT 1";
 
 impl HealthCheck for PgManager {
-    async fn check(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
+    async fn check(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
         conn.simple_query(PROBE_QUERY).await.map(|_| ())
     }
 }

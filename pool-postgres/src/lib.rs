@@ -30,9 +30,10 @@ pub mod health;
 pub mod manager;
 pub mod ready;
 pub mod tls;
+pub mod wire;
 
 pub use classify::classify;
-pub use manager::PgManager;
+pub use manager::{PgConn, PgManager};
 pub use pool_core::redact::SecretUrl;
 pub use pool_core::settings::{Overflow, SettingsBuilder};
 pub use pool_core::{PoolError, PoolSettings, RetryPolicy, SettingsError};
@@ -40,9 +41,9 @@ pub use ready::PgProbe;
 
 /// A PostgreSQL pool.
 pub type PgPool = pool_core::Pool<PgManager>;
-/// A checked-out PostgreSQL connection; dereferences to
-/// [`deadpool_postgres::ClientWrapper`] (a `tokio_postgres::Client` with
-/// `prepare_cached`).
+/// A checked-out PostgreSQL connection; dereferences to [`PgConn`], which
+/// dereferences to [`deadpool_postgres::ClientWrapper`] (a
+/// `tokio_postgres::Client` with `prepare_cached`).
 pub type PgConnection = pool_core::Pooled<PgManager>;
 
 /// The environment prefix of the default pool.

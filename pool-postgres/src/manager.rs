@@ -4,12 +4,76 @@ use deadpool::managed::Manager as _;
 use deadpool_postgres::{ClientWrapper, ManagerConfig, RecyclingMethod};
 use pool_core::tcp::TcpOptions;
 use pool_core::url::HostAddr;
-use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
+use pool_core::{
+    Backend, ConnUrl, ErrorClass, Manager, PoolSettings, ResetOnReturn, Returned, SettingsError,
+};
+use std::cell::RefCell;
 use std::str::FromStr;
+use std::time::Duration;
 use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
-use crate::tls::{PgTls, PoolConnect};
+use crate::tls::{Link, PgTls, PoolConnect};
+
+tokio::task_local! {
+    /// Hands the link of the connection being made from the connect hook
+    /// (inside deadpool-postgres's `create`) to [`PgManager::connect`].
+    pub(crate) static LINK: RefCell<Option<Link>>;
+}
+
+/// How long a reset waits for the answer of a request thought in flight
+/// before it sends a cancel request: the answer of a request just answered
+/// may still be on its way through the socket.
+const ANSWER_GRACE: Duration = Duration::from_millis(10);
+
+/// A pooled PostgreSQL connection: deadpool-postgres's client (it
+/// dereferences to it: `query`, `prepare_cached`, `transaction`, ...) and
+/// what the pool watches of its protocol ([`crate::wire`]).
+pub struct PgConn {
+    client: ClientWrapper,
+    link: Link,
+}
+
+impl PgConn {
+    /// The transaction status of the server's last `ReadyForQuery`: `b'I'`
+    /// idle, `b'T'` in a transaction block, `b'E'` in a failed one.
+    pub fn transaction_status(&self) -> u8 {
+        self.link.wire.status()
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> u64 {
+        self.link.wire.in_flight()
+    }
+
+    /// The client (also reached through `Deref`).
+    pub fn client(&mut self) -> &mut ClientWrapper {
+        &mut self.client
+    }
+}
+
+impl std::ops::Deref for PgConn {
+    type Target = ClientWrapper;
+
+    fn deref(&self) -> &ClientWrapper {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for PgConn {
+    fn deref_mut(&mut self) -> &mut ClientWrapper {
+        &mut self.client
+    }
+}
+
+impl std::fmt::Debug for PgConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConn")
+            .field("transaction_status", &char::from(self.transaction_status()))
+            .field("in_flight", &self.in_flight())
+            .finish_non_exhaustive()
+    }
+}
 
 /// Makes connections with `deadpool-postgres`'s manager and validates them
 /// with an empty query (one round trip, no parsing, no plan).
@@ -22,6 +86,8 @@ pub struct PgManager {
     init_sql: Option<String>,
     /// Code run on every new connection, after `init_sql`.
     init_hook: Option<InitHook>,
+    /// `DB_POOL_RESET_ON_RETURN`.
+    reset: ResetOnReturn,
 }
 
 /// Code run on every new connection before its first use (see
@@ -68,6 +134,7 @@ impl PgManager {
             target,
             init_sql: settings.connect_init.clone(),
             init_hook: None,
+            reset: settings.reset_on_return,
         })
     }
 
@@ -222,35 +289,100 @@ pub fn target_of(config: &Config) -> String {
 }
 
 impl Manager for PgManager {
-    type Connection = ClientWrapper;
+    type Connection = PgConn;
     type Error = tokio_postgres::Error;
 
-    async fn connect(&self) -> Result<ClientWrapper, tokio_postgres::Error> {
-        self.inner.create().await
+    async fn connect(&self) -> Result<PgConn, tokio_postgres::Error> {
+        LINK.scope(RefCell::new(None), async {
+            let client = self.inner.create().await?;
+            let link = LINK
+                .with(|l| l.borrow_mut().take())
+                .expect("the connect hook hands over its link");
+            Ok(PgConn { client, link })
+        })
+        .await
     }
 
-    async fn ping(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
+    async fn ping(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
         conn.simple_query("").await.map(|_| ())
     }
 
-    async fn after_connect(&self, conn: &mut ClientWrapper) -> Result<(), tokio_postgres::Error> {
+    async fn after_connect(&self, conn: &mut PgConn) -> Result<(), tokio_postgres::Error> {
         if let Some(sql) = &self.init_sql {
             conn.batch_execute(sql).await?;
         }
         if let Some(hook) = &self.init_hook {
-            hook(conn).await?;
+            hook(&mut conn.client).await?;
         }
         Ok(())
     }
 
-    fn on_close(&self, conn: &mut ClientWrapper) {
-        // deadpool-postgres registers every connection's statement cache in
-        // the manager; only `detach` removes the entry.
-        self.inner.detach(conn);
+    /// Free: the transaction status and the requests in flight are read
+    /// from the protocol as it passed ([`crate::wire`]).
+    fn on_return(&self, conn: &mut PgConn) -> Returned {
+        let wire = &conn.link.wire;
+        if wire.in_flight() > 0 {
+            return Returned::Cancel;
+        }
+        match (self.reset, wire.status()) {
+            (ResetOnReturn::None, _) | (ResetOnReturn::Rollback, b'I') => Returned::Clean,
+            _ => Returned::Reset,
+        }
     }
 
-    fn is_closed(&self, conn: &ClientWrapper) -> bool {
-        conn.is_closed()
+    /// A request in flight: after a short grace for an answer already on
+    /// its way, a cancel request (over a new socket, same TLS mode), then
+    /// the wait for its `ReadyForQuery`. Then, per `reset_on_return`:
+    /// `ROLLBACK` when a transaction is open or failed; `DISCARD ALL`
+    /// (after a `ROLLBACK` when needed), with the client's statement and
+    /// type caches cleared since the server dropped its prepared statements.
+    async fn reset(
+        &self,
+        conn: &mut PgConn,
+        how: Returned,
+    ) -> Result<Returned, tokio_postgres::Error> {
+        let _ = how;
+        let wire = conn.link.wire.clone();
+        let mut did = Returned::Clean;
+        if wire.in_flight() > 0
+            && tokio::time::timeout(ANSWER_GRACE, wire.settled())
+                .await
+                .is_err()
+        {
+            self.tls
+                .cancel(&conn.client, &conn.link, &self.config)
+                .await?;
+            wire.settled().await;
+            did = Returned::Cancel;
+        }
+        let open = wire.status() != b'I';
+        let reset = match self.reset {
+            ResetOnReturn::None => false,
+            ResetOnReturn::Rollback => open,
+            ResetOnReturn::Discard => true,
+        };
+        if reset && open {
+            conn.client.simple_query("ROLLBACK").await?;
+        }
+        if self.reset == ResetOnReturn::Discard {
+            conn.client.simple_query("DISCARD ALL").await?;
+            conn.client.statement_cache.clear();
+            conn.client.clear_type_cache();
+        }
+        if reset && did == Returned::Clean {
+            did = Returned::Reset;
+        }
+        Ok(did)
+    }
+
+    fn on_close(&self, conn: &mut PgConn) {
+        // deadpool-postgres registers every connection's statement cache in
+        // the manager; only `detach` removes the entry.
+        self.inner.detach(&mut conn.client);
+    }
+
+    fn is_closed(&self, conn: &PgConn) -> bool {
+        conn.client.is_closed()
     }
 
     fn classify(&self, error: &tokio_postgres::Error) -> ErrorClass {

@@ -57,8 +57,8 @@ impl<M: Manager> Inner<M> {
         let bound = self.settings.validation_timeout;
         let run = tokio::time::timeout(bound, self.manager.reset(&mut tracked.conn, how));
         match self.unless_closed(run).await {
-            Some(Ok(Ok(()))) => {
-                self.events.reset_done(how == Returned::Cancel);
+            Some(Ok(Ok(did))) => {
+                self.events.reset_done(did);
                 tracked.last_ok = Instant::now();
                 self.put_back(tracked, false, held);
             }

@@ -146,15 +146,18 @@ impl Events {
         self.metrics.leaks.increment(1);
     }
 
-    /// A returned connection was reset with a round trip (`cancelled`: its
-    /// request in flight was cancelled first).
-    pub(crate) fn reset_done(&self, cancelled: bool) {
-        if cancelled {
-            Stats::inc(&self.stats.cancels);
-            self.metrics.cancels.increment(1);
-        } else {
-            Stats::inc(&self.stats.resets);
-            self.metrics.resets.increment(1);
+    /// A returned connection's reset ended well, having done `did`.
+    pub(crate) fn reset_done(&self, did: crate::pool::Returned) {
+        match did {
+            crate::pool::Returned::Cancel => {
+                Stats::inc(&self.stats.cancels);
+                self.metrics.cancels.increment(1);
+            }
+            crate::pool::Returned::Reset => {
+                Stats::inc(&self.stats.resets);
+                self.metrics.resets.increment(1);
+            }
+            _ => {}
         }
     }
 

@@ -85,14 +85,19 @@ pub trait Manager: Send + Sync + 'static {
     /// runs it at once after the return, in a task of its own, bounded by
     /// `validation_timeout`, while the connection still holds its slot: no
     /// one else gets the connection before it ends. An error or a timeout
-    /// closes the connection. The default does nothing.
+    /// closes the connection. It answers what it did, for the counters:
+    /// [`Returned::Cancel`] (a request in flight was cancelled),
+    /// [`Returned::Reset`] (a round trip reset the session) or
+    /// [`Returned::Clean`] (nothing was needed after all: the answer of a
+    /// request thought in flight was already on its way). The default does
+    /// nothing.
     fn reset(
         &self,
         conn: &mut Self::Connection,
         how: Returned,
-    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+    ) -> impl Future<Output = Result<Returned, Self::Error>> + Send {
         let _ = (conn, how);
-        std::future::ready(Ok(()))
+        std::future::ready(Ok(Returned::Clean))
     }
 
     /// A local, free check whether the connection is already known dead.
