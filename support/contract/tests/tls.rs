@@ -398,3 +398,51 @@ async fn redis_client_certificates_and_expired_server_certificates() {
     let e = redis_fatal(redis_settings(&expired.tls_url().unwrap(), &[ca])).await;
     assert!(e.contains("expired certificate"), "{e}");
 }
+
+/// Reset on return above TLS: the watcher reads the decrypted protocol (a
+/// transaction left open is rolled back), and a request in flight is
+/// cancelled with a cancel request over TLS (verify-full, SSL-only server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reset_on_return_over_tls() {
+    let certs = TestCerts::generate().unwrap();
+    let pg = pg_tls_server(&certs, HbaTls::SslOnly, ServerCert::Valid);
+    let s = pg_settings(
+        &pg.url_at("localhost"),
+        &[
+            ("DB_SSLMODE", "verify-full".into()),
+            ("DB_SSLROOTCERT", path(certs.ca())),
+            ("DB_POOL_SIZE", "1".into()),
+            ("DB_MAX_OVERFLOW", "0".into()),
+        ],
+    );
+    let pool = pool_postgres::build_pool(s).unwrap();
+    assert!(pg_ssl_in_use(&pool).await.unwrap());
+    let a = pool.get().await.unwrap();
+    a.batch_execute("BEGIN; SET LOCAL statement_timeout = '1234ms'")
+        .await
+        .unwrap();
+    drop(a);
+    let b = pool.get().await.unwrap();
+    let v: String = b
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(v, "1234ms");
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        b.simple_query("SELECT pg_sleep(3)"),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    drop(b);
+    let t = Instant::now();
+    let c = pool.get().await.unwrap();
+    c.query_one("SELECT 1", &[]).await.unwrap();
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    drop(c);
+    drop(pool.get().await.unwrap());
+    let st = pool.status();
+    assert_eq!((st.counters.resets, st.counters.cancels), (1, 1), "{st:?}");
+    assert_eq!(st.counters.closed.total(), 0, "{st:?}");
+}
