@@ -88,7 +88,7 @@ pub const LEAKS: &str = "db_pool_leaks_total";
 pub const RESETS: &str = "db_pool_resets_total";
 
 /// Every metric name, for documentation and tests.
-pub const ALL_NAMES: [&str; 17] = [
+pub const ALL_NAMES: [&str; 18] = [
     CONNECTIONS,
     WAITING_CHECKOUTS,
     CONNECTIONS_MIN,
