@@ -6,11 +6,13 @@
 //! valgrind --tool=callgrind ./target/release/profile ours 1 200000
 //! ```
 //!
-//! Arguments: `ours|deadpool|bb8|bb8-tested` (default `ours`), tasks
+//! Arguments: `ours|ours-upkeep|deadpool|bb8|bb8-tested` (default `ours`;
+//! `ours-upkeep`: every upkeep feature on, as the report's row), tasks
 //! (default 1; more than 1 holds each connection across a `yield_now()`),
 //! operations (default 1000000). Prints ns per operation.
 
 use benches::driver::{run, Stop, Subject};
+use benches::report::workloads::upkeep_on;
 use benches::subjects::{Bb8CounterPool, DeadpoolCounter, Hold, OursCounter};
 use std::sync::Arc;
 
@@ -48,11 +50,12 @@ fn main() {
     rt.block_on(async move {
         match which.as_str() {
             "ours" => go(OursCounter::new(hold, |_| {}), tasks, ops).await,
+            "ours-upkeep" => go(OursCounter::new(hold, upkeep_on), tasks, ops).await,
             "deadpool" => go(DeadpoolCounter::new(hold, None), tasks, ops).await,
             "bb8" => go(Bb8CounterPool::new(hold, false, None).await, tasks, ops).await,
             "bb8-tested" => go(Bb8CounterPool::new(hold, true, None).await, tasks, ops).await,
             other => {
-                eprintln!("unknown subject {other}: ours|deadpool|bb8|bb8-tested");
+                eprintln!("unknown subject {other}: ours|ours-upkeep|deadpool|bb8|bb8-tested");
                 std::process::exit(2);
             }
         }

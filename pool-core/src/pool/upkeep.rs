@@ -30,7 +30,8 @@
 //!
 //! The checkout path pays only for leak detection when it is on: the
 //! caller's location, the current span's name and id and the checkout time
-//! are written into the connection's lease (one uncontended lock).
+//! are written into the connection's lease (one uncontended lock, no clock
+//! read of its own).
 //!
 //! Also here: [`Pool::warm_up`] (open connections ahead of traffic within a
 //! deadline) and [`Pool::pause`] / [`Pool::resume`] (HikariCP's
@@ -43,7 +44,10 @@ use crate::error::{Cause, PoolError};
 use crate::settings::PoolSettings;
 use crate::status::{CloseReason, HousekeeperStatus};
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
@@ -114,18 +118,20 @@ impl Drop for Upkeep {
 
 /// Where and since when a connection is checked out, read by the leak scan.
 pub(super) struct Lease {
-    /// Nanoseconds after the pool's `base` of the checkout, plus one; 0
-    /// while idle.
-    since: AtomicU64,
+    /// True while checked out (set last by a checkout, cleared on return).
+    out: AtomicBool,
     /// Reported already for this checkout.
     reported: AtomicBool,
+    /// The last checkout's caller and time (`None` before the first).
     holder: Mutex<Option<Holder>>,
 }
 
-/// The checkout's caller, as the leak warning shows it.
+/// The checkout's caller and time, as the leak warning shows them.
 #[derive(Clone, Copy)]
 struct Holder {
     at: &'static Location<'static>,
+    /// When the checkout completed.
+    since: Instant,
     span: Option<&'static str>,
     span_id: Option<u64>,
 }
@@ -359,7 +365,7 @@ impl<M: Manager> Inner<M> {
     pub(super) fn new_lease(&self) -> Option<Arc<Lease>> {
         self.settings.leak_threshold?;
         let lease = Arc::new(Lease {
-            since: AtomicU64::new(0),
+            out: AtomicBool::new(false),
             reported: AtomicBool::new(false),
             holder: Mutex::new(None),
         });
@@ -381,18 +387,16 @@ impl<M: Manager> Inner<M> {
             leases.iter().filter_map(Weak::upgrade).collect()
         };
         for lease in leases {
-            let since = lease.since.load(Relaxed);
-            if since == 0 {
-                continue;
-            }
-            let out = self.base + Duration::from_nanos(since - 1);
-            let held = now.saturating_duration_since(out);
-            if held < limit || lease.reported.swap(true, Relaxed) {
+            if !lease.out.load(Acquire) {
                 continue;
             }
             let Some(h) = *lock(&lease.holder) else {
                 continue;
             };
+            let held = now.saturating_duration_since(h.since);
+            if held < limit || lease.reported.swap(true, Relaxed) {
+                continue;
+            }
             self.events.leak_found();
             tracing::warn!(
                 pool = %self.settings.name,
@@ -442,26 +446,40 @@ impl<C> Tracked<C> {
     pub(super) fn went_idle(&mut self, now: Instant) {
         self.idle_since = now;
         if let Some(lease) = &self.lease {
-            lease.since.store(0, Relaxed);
+            lease.out.store(false, Release);
         }
     }
 }
 
 impl<M: Manager> Pooled<M> {
     /// Writes the checkout's caller into the connection's lease (leak
-    /// detection on) — the only upkeep work on the checkout path.
+    /// detection on) — the only upkeep work on the checkout path: one
+    /// uncontended lock, no clock read (the checkout's own time is kept),
+    /// and the current span looked up without entering or cloning it.
     pub(super) fn leased_to(self, at: &'static Location<'static>) -> Self {
         if let Some(lease) = self.tracked.as_ref().and_then(|t| t.lease.as_ref()) {
-            let span = tracing::Span::current();
-            let holder = Holder {
-                at,
-                span: span.metadata().map(|m| m.name()),
-                span_id: span.id().map(|id| id.into_u64()),
+            // Without any subscriber ever set there is no current span
+            // (one load); else the dispatcher is asked, nothing is cloned.
+            let (span, span_id) = if tracing::dispatcher::has_been_set() {
+                tracing::dispatcher::get_default(|d| {
+                    let current = d.current_span();
+                    (
+                        current.metadata().map(|m| m.name()),
+                        current.id().map(|id| id.into_u64()),
+                    )
+                })
+            } else {
+                (None, None)
             };
-            *lock(&lease.holder) = Some(holder);
+            *lock(&lease.holder) = Some(Holder {
+                at,
+                since: self.checked_out,
+                span,
+                span_id,
+            });
             lease.reported.store(false, Relaxed);
-            let since = self.checked_out.saturating_duration_since(self.pool.base);
-            lease.since.store(since.as_nanos() as u64 + 1, Relaxed);
+            // Published last: the scan reads the holder only once it is set.
+            lease.out.store(true, Release);
         }
         self
     }
