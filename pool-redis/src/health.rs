@@ -54,7 +54,7 @@ pub async fn read_write_check(conn: &mut MultiplexedConnection) -> Result<(), Re
 /// [`read_write_check`] (which catches read-only replicas and a full
 /// `maxmemory`).
 impl HealthCheck for RedisManager {
-    async fn check(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+    async fn check(&self, conn: &mut crate::RedisConn) -> Result<(), RedisError> {
         let pong: String = redis::cmd("PING").query_async(conn).await?;
         if pong != "PONG" {
             return Err((

@@ -22,12 +22,14 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod conn;
 pub mod health;
 pub mod manager;
 pub mod ready;
 
 pub use bb8_redis::redis;
 pub use classify::classify;
+pub use conn::RedisConn;
 pub use manager::RedisManager;
 pub use pool_core::redact::SecretUrl;
 pub use pool_core::settings::{Overflow, SettingsBuilder};
@@ -36,7 +38,8 @@ pub use ready::RedisProbe;
 
 /// A Redis pool.
 pub type RedisPool = pool_core::Pool<RedisManager>;
-/// A checked-out Redis connection; dereferences to
+/// A checked-out Redis connection; dereferences to [`RedisConn`] (send
+/// commands through it), which dereferences to
 /// [`redis::aio::MultiplexedConnection`].
 pub type RedisConnection = pool_core::Pooled<RedisManager>;
 

@@ -9,7 +9,11 @@ use bb8_redis::redis::{
 use bb8_redis::RedisConnectionManager;
 use pool_core::tcp::TcpOptions;
 use pool_core::url::HostAddr;
-use pool_core::{Backend, ConnUrl, ErrorClass, Manager, PoolSettings, SettingsError};
+use pool_core::{
+    Backend, ConnUrl, ErrorClass, Manager, PoolSettings, ResetOnReturn, Returned, SettingsError,
+};
+
+use crate::conn::RedisConn;
 
 /// Makes multiplexed connections and pings them with `bb8-redis`'s manager.
 pub struct RedisManager {
@@ -20,6 +24,11 @@ pub struct RedisManager {
     init_commands: Vec<Vec<String>>,
     /// Code run on every new connection, after `init_commands`.
     init_hook: Option<InitHook>,
+    /// `REDIS_POOL_RESET_ON_RETURN`.
+    reset: ResetOnReturn,
+    /// The database connections are in: the URL's, or the last `SELECT` of
+    /// the init commands.
+    db: i64,
 }
 
 /// Code run on every new connection before its first use (see
@@ -67,12 +76,21 @@ impl RedisManager {
                     .unwrap_or_default(),
                 reason: pool_core::redact::redact_url(&e.to_string()),
             })?;
+        let init_commands = init_commands(settings.connect_init.as_deref());
+        let db = init_commands
+            .iter()
+            .rev()
+            .find(|c| c[0].eq_ignore_ascii_case("SELECT"))
+            .and_then(|c| c.get(1)?.parse().ok())
+            .unwrap_or(info.redis_settings().db());
         Ok(RedisManager {
             inner,
             info,
             target,
-            init_commands: init_commands(settings.connect_init.as_deref()),
+            init_commands,
             init_hook: None,
+            reset: settings.reset_on_return,
+            db,
         })
     }
 
@@ -244,36 +262,130 @@ pub fn target_of(info: &ConnectionInfo) -> String {
     format!("{addr}/{}", r.db())
 }
 
-impl Manager for RedisManager {
-    type Connection = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        // Redis accepts connections while it loads its dataset and answers
-        // every command with -LOADING; a PING proves the new connection
-        // is usable before anyone gets it.
-        let mut conn = self.inner.connect().await?;
-        self.inner.is_valid(&mut conn).await?;
-        Ok(conn)
-    }
-
-    async fn after_connect(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+impl RedisManager {
+    /// Runs the init commands on a connection.
+    async fn run_init(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
         for command in &self.init_commands {
             let mut cmd = bb8_redis::redis::cmd(&command[0]);
             cmd.arg(&command[1..]);
             cmd.query_async::<bb8_redis::redis::Value>(conn).await?;
         }
+        Ok(())
+    }
+
+    /// `RESET`, then what the connection was configured with: `AUTH` (or
+    /// `HELLO 3 AUTH` on RESP3, since `RESET` goes back to RESP2), the
+    /// URL's `SELECT`, then the init commands (`CLIENT SETNAME`, ...).
+    async fn reset_session(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        use bb8_redis::redis::{cmd, Value};
+        cmd("RESET").query_async::<Value>(&mut *conn).await?;
+        let r = self.info.redis_settings();
+        let resp3 = r.protocol() == ProtocolVersion::RESP3;
+        if resp3 {
+            let mut hello = cmd("HELLO");
+            hello.arg(3);
+            if let Some(pw) = r.password() {
+                hello
+                    .arg("AUTH")
+                    .arg(r.username().unwrap_or("default"))
+                    .arg(pw);
+            }
+            hello.query_async::<Value>(&mut *conn).await?;
+        } else if let Some(pw) = r.password() {
+            let mut auth = cmd("AUTH");
+            if let Some(user) = r.username() {
+                auth.arg(user);
+            }
+            auth.arg(pw).query_async::<Value>(&mut *conn).await?;
+        }
+        if r.db() != 0 {
+            cmd("SELECT")
+                .arg(r.db())
+                .query_async::<Value>(&mut *conn)
+                .await?;
+        }
+        self.run_init(conn).await
+    }
+}
+
+impl Manager for RedisManager {
+    type Connection = RedisConn;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<RedisConn, RedisError> {
+        // Redis accepts connections while it loads its dataset and answers
+        // every command with -LOADING; a PING proves the new connection
+        // is usable before anyone gets it.
+        let mut conn = self.inner.connect().await?;
+        self.inner.is_valid(&mut conn).await?;
+        Ok(RedisConn::new(conn, self.db))
+    }
+
+    async fn after_connect(&self, conn: &mut RedisConn) -> Result<(), RedisError> {
+        self.run_init(&mut conn.inner).await?;
         if let Some(hook) = &self.init_hook {
-            hook(conn).await?;
+            hook(&mut conn.inner).await?;
         }
         Ok(())
     }
 
-    async fn ping(&self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
-        self.inner.is_valid(conn).await
+    async fn ping(&self, conn: &mut RedisConn) -> Result<(), RedisError> {
+        self.inner.is_valid(&mut conn.inner).await
     }
 
-    fn is_closed(&self, _conn: &MultiplexedConnection) -> bool {
+    /// Free: what the caller left is what [`RedisConn`] noted as the
+    /// commands passed. A request still in flight (a dropped `BLPOP`) would
+    /// hold up every later command on the multiplexed connection: closed.
+    fn on_return(&self, conn: &mut RedisConn) -> Returned {
+        if conn.in_flight > 0 {
+            return Returned::Close;
+        }
+        match self.reset {
+            ResetOnReturn::None => Returned::Clean,
+            ResetOnReturn::Rollback if conn.left.is_clean() => Returned::Clean,
+            _ => Returned::Reset,
+        }
+    }
+
+    /// `rollback`: `DISCARD` an open `MULTI`, `UNWATCH`, `SELECT` the
+    /// configured database, as needed. `discard`: `RESET`, then the
+    /// configured `AUTH`, `SELECT` and init commands.
+    async fn reset(&self, conn: &mut RedisConn, how: Returned) -> Result<Returned, RedisError> {
+        use bb8_redis::redis::{cmd, Value};
+        let _ = how;
+        let left = conn.left;
+        let inner = &mut conn.inner;
+        if self.reset == ResetOnReturn::Discard {
+            self.reset_session(inner).await?;
+        } else {
+            if left.multi {
+                match cmd("DISCARD").query_async::<Value>(&mut *inner).await {
+                    // Not in a MULTI after all (it failed): fine.
+                    Err(e)
+                        if e.kind()
+                            == bb8_redis::redis::ErrorKind::Server(
+                                bb8_redis::redis::ServerErrorKind::ResponseError,
+                            ) => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            if left.watch && !left.multi {
+                cmd("UNWATCH").query_async::<Value>(&mut *inner).await?;
+            }
+            if left.db {
+                cmd("SELECT")
+                    .arg(self.db)
+                    .query_async::<Value>(&mut *inner)
+                    .await?;
+            }
+        }
+        conn.left = Default::default();
+        Ok(Returned::Reset)
+    }
+
+    fn is_closed(&self, _conn: &RedisConn) -> bool {
         // redis-rs does not expose whether a multiplexed connection's
         // driver has stopped; dead connections are caught by the ping
         // outside the bypass window and by `Pooled::observe`.
