@@ -7,6 +7,8 @@
 //! by `pool-testkit` (see `tests/postgres.rs` and `tests/redis.rs`). The
 //! benches and the fault report drive the same [`Backend`]s.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod faults;
 pub mod scenarios;

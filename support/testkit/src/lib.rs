@@ -39,6 +39,8 @@
 //! # Ok::<(), pool_testkit::KitError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bins;
 mod certs;
 mod error;
