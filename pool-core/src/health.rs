@@ -9,7 +9,7 @@
 //!    short timeout, so a probe never queues behind an exhausted pool for
 //!    longer than that;
 //! 2. runs the operation within what is left of the timeout, through
-//!    [`Pooled::observe`], so a dead connection is discarded, not returned;
+//!    [`Pooled::observe`](crate::Pooled::observe), so a dead connection is discarded, not returned;
 //! 3. decides the status with [`decide`] and returns a serde-serializable
 //!    [`HealthReport`]: status, probe latency, the pool's snapshot and
 //!    counters, and the pool's last error with its time and class.

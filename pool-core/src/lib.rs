@@ -31,6 +31,10 @@
 //! the whole contract.
 
 #![warn(missing_docs)]
+// The engine's module docs link its private modules (`admission`, `policy`,
+// ...) for readers of the source; `cargo doc --document-private-items`
+// resolves them.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod backoff;
 pub mod classify;

@@ -16,7 +16,7 @@
 //! # let _ = rows; Ok(()) }
 //! ```
 //!
-//! - [`classify`]: the one classifier of `tokio_postgres` errors.
+//! - [`classify`](fn@classify): the one classifier of `tokio_postgres` errors.
 //! - [`manager`]: connecting and validating.
 //! - [`tls`]: libpq's `sslmode` semantics on `tokio-postgres-rustls`.
 //! - [`ready`]: the startup wait (DNS, TCP, authenticated `SELECT 1`).

@@ -6,7 +6,7 @@
 //! give ratios between rows of the same run.
 //!
 //! - [`workloads`]: the rows of each workload and their names;
-//! - [`measure`]: running rows in rounds ([`Row`], [`TimeoutRow`],
+//! - [`measure`](mod@measure): running rows in rounds ([`Row`], [`TimeoutRow`],
 //!   [`measure()`], [`measure_timeouts`]);
 //! - [`tables`]: the Markdown tables and the facts the goals check;
 //! - [`probe`]: process CPU time, load average, machine and server versions.

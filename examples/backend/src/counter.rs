@@ -33,7 +33,7 @@ const INCREMENT: &str = "INSERT INTO counters (name, value) VALUES ($1, 1)
 
 const SELECT: &str = "SELECT value FROM counters WHERE name = $1";
 
-/// Sets the cache to ARGV[1] (with a TTL of ARGV[2] seconds) unless it
+/// Sets the cache to `ARGV[1]` (with a TTL of `ARGV[2]` seconds) unless it
 /// already holds a larger value.
 const CACHE_MAX: &str = "local cur = tonumber(redis.call('GET', KEYS[1]))
 local new = tonumber(ARGV[1])

@@ -16,7 +16,7 @@
 //! ([`value::MAX_CONNECTIONS`], durations from 1 ms to a year).
 //!
 //! The `config` crate reads the optional TOML file; the environment is read
-//! by [`env`], because `config`'s `Environment` panics on any non-UTF-8
+//! by [`env`](mod@env), because `config`'s `Environment` panics on any non-UTF-8
 //! variable and maps `DB_URL` silently.
 
 pub mod builder;

@@ -83,7 +83,7 @@ pub struct ClosedPort {
 }
 
 impl ClosedPort {
-    /// Binds a fresh loopback port of [`PRIVATE_PORTS`] without listening
+    /// Binds a fresh loopback port of `PRIVATE_PORTS` without listening
     /// on it.
     pub fn bind() -> std::io::Result<ClosedPort> {
         let mut last = None;

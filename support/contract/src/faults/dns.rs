@@ -263,7 +263,7 @@ pub fn assert_late(f: &DnsFigures, failures: u32) {
     assert!(f.waited < Duration::from_secs(5), "{s}");
 }
 
-/// Checks of [`never`]'s figures.
+/// Checks of [`never`](fn@never)'s figures.
 pub fn assert_never(f: &DnsFigures, deadline: Duration) {
     let s = f.summary();
     assert_eq!(f.outcome, "not ready", "{s}");
