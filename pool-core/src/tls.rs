@@ -421,10 +421,28 @@ pub fn install_crypto_provider() {
 pub fn client_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, SettingsError> {
     install_crypto_provider();
     let provider = crypto_provider();
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| SettingsError::Source(format!("TLS: {e}")))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match opts.effective_mode() {
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(opts)?);
+    let config = match &opts.client {
+        Some(c) => builder
+            .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
+            .map_err(|e| SettingsError::Source(format!("TLS client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(config)
+}
+
+/// What checks the server's certificate for `opts` (the one
+/// [`client_config`] uses): nothing for `require` and weaker, the chain for
+/// `verify-ca`, chain and host name for `verify-full`. `wait-for-db doctor`
+/// wraps it to see the certificate and the verdict.
+pub fn server_verifier(opts: &TlsOptions) -> Result<Arc<dyn ServerCertVerifier>, SettingsError> {
+    let provider = crypto_provider();
+    Ok(match opts.effective_mode() {
         SslMode::VerifyCa | SslMode::VerifyFull => {
             let store = opts
                 .root_store
@@ -440,17 +458,7 @@ pub fn client_config(opts: &TlsOptions) -> Result<rustls::ClientConfig, Settings
             }
         }
         _ => Arc::new(NoVerification(provider)),
-    };
-    let builder = builder
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = match &opts.client {
-        Some(c) => builder
-            .with_client_auth_cert(c.chain.clone(), c.key.clone_key())
-            .map_err(|e| SettingsError::Source(format!("TLS client certificate: {e}")))?,
-        None => builder.with_no_client_auth(),
-    };
-    Ok(config)
+    })
 }
 
 /// `require` and weaker: encryption without authentication of the server

@@ -45,6 +45,12 @@ impl PgProbe {
         &self.tls
     }
 
+    /// The `tokio_postgres` configuration (it holds the password: do not
+    /// print it; use [`Probe::target`]).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Waits until the server is ready (see [`pool_core::startup`]).
     pub async fn wait(&self, opts: &WaitOptions) -> Result<Ready, WaitError> {
         startup::wait_ready(self, opts).await

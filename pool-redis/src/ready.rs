@@ -6,6 +6,7 @@ use bb8_redis::redis::{
     self, aio::MultiplexedConnection, ConnectionAddr, ConnectionInfo, RedisError,
 };
 use pool_core::startup::{self, Endpoint, Failure, Probe, Ready, Stage, WaitError, WaitOptions};
+use pool_core::tls::{Sourced, SslMode, TlsOptions, TlsSettings};
 use pool_core::{ErrorClass, PoolSettings, SettingsError};
 
 /// Checks that a Redis server authenticates and answers `PING`.
@@ -13,6 +14,9 @@ use pool_core::{ErrorClass, PoolSettings, SettingsError};
 pub struct RedisProbe {
     info: ConnectionInfo,
     target: String,
+    /// The TLS files and the variable of the URL, for [`Self::tls_options`].
+    tls: TlsSettings,
+    url_var: String,
 }
 
 impl std::fmt::Debug for RedisProbe {
@@ -26,13 +30,53 @@ impl std::fmt::Debug for RedisProbe {
 impl RedisProbe {
     /// A probe for the URL in `settings`.
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
-        Ok(Self::from_info(connection_info(settings)?))
+        let mut probe = Self::from_info(connection_info(settings)?);
+        probe.tls = settings.tls.clone();
+        probe.url_var = match settings.url_var.as_str() {
+            "" => crate::URL_VAR.to_string(),
+            v => v.to_string(),
+        };
+        Ok(probe)
     }
 
     /// A probe for parsed connection info.
     pub fn from_info(info: ConnectionInfo) -> Self {
         let target = target_of(&info);
-        RedisProbe { info, target }
+        RedisProbe {
+            info,
+            target,
+            tls: TlsSettings::default(),
+            url_var: crate::URL_VAR.to_string(),
+        }
+    }
+
+    /// What a `rediss://` connection checks, as [`TlsOptions`] (for a
+    /// handshake of one's own, such as `wait-for-db doctor`'s): `None` for
+    /// plaintext; with `#insecure` nothing is verified (as `require`);
+    /// otherwise the chain and the host name (as `verify-full`) against
+    /// `REDIS_TLS_CA_FILE`, or the OS roots when it is not set — what
+    /// redis-rs does. Reads the files.
+    pub fn tls_options(&self) -> Result<Option<TlsOptions>, SettingsError> {
+        let ConnectionAddr::TcpTls { insecure, .. } = self.info.addr() else {
+            return Ok(None);
+        };
+        let mut settings = self.tls.clone();
+        let (mode, origin) = if *insecure {
+            (SslMode::Require, format!("#insecure in {}", self.url_var))
+        } else {
+            (
+                SslMode::VerifyFull,
+                format!("rediss:// in {}", self.url_var),
+            )
+        };
+        settings.mode = Some(Sourced::new(mode.as_str(), origin));
+        if *insecure {
+            // redis-rs verifies nothing then, a CA file or not.
+            settings.root_cert = None;
+        } else if settings.root_cert.is_none() {
+            settings.root_cert = Some(Sourced::new("system", "the OS roots (rediss:// default)"));
+        }
+        settings.load(mode).map(Some)
     }
 
     /// Waits until the server is ready (see [`pool_core::startup`]).

@@ -52,7 +52,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Sub {
-    /// Diagnose each target layer by layer (DNS, TCP, login, query, capacity)
+    /// Diagnose each target layer by layer (DNS, TCP, TLS, login, query, capacity)
     /// and exit 0 when all pass, 1 otherwise.
     Doctor(DoctorArgs),
 }

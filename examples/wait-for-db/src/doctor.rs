@@ -1,12 +1,14 @@
 //! `wait-for-db doctor`: a layered diagnosis, one line per layer.
 //!
-//! DNS → TCP → login (protocol and authentication) → query, then for
+//! DNS → TCP → TLS (see [`crate::tlscheck`]) → login (protocol and
+//! authentication) → query, then for
 //! PostgreSQL the server's role and the connection headroom against this
 //! application's pool (`DB_POOL_SIZE + DB_MAX_OVERFLOW`), and for Redis the
 //! server's role and a write/read/delete round trip. A layer is only checked
 //! when the ones below it passed; the others are shown as skipped.
 
 use crate::targets::{Kind, Target};
+use crate::tlscheck;
 use pool_core::startup::{self, Endpoint, Failure, SystemResolver};
 use pool_core::ErrorClass;
 use pool_postgres::PgProbe;
@@ -46,7 +48,8 @@ impl Status {
 /// One layer's result.
 #[derive(Debug, Clone, Serialize)]
 pub struct Layer {
-    /// `dns`, `tcp`, `login`, `query`, `server`, `capacity`, `read_write`.
+    /// `dns`, `tcp`, `tls`, `login`, `query`, `server`, `capacity`,
+    /// `read_write`.
     pub layer: &'static str,
     /// How it fared.
     pub status: Status,
@@ -58,7 +61,7 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn ok(layer: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(layer: &'static str, detail: impl Into<String>) -> Self {
         Layer {
             layer,
             status: Status::Ok,
@@ -67,12 +70,25 @@ impl Layer {
         }
     }
 
-    fn warn(layer: &'static str, detail: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub(crate) fn warn(
+        layer: &'static str,
+        detail: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
         Layer {
             layer,
             status: Status::Warn,
             detail: detail.into(),
             hint: Some(hint.into()),
+        }
+    }
+
+    pub(crate) fn failed(layer: &'static str, detail: String, hint: Option<String>) -> Self {
+        Layer {
+            layer,
+            status: Status::Fail,
+            detail,
+            hint,
         }
     }
 
@@ -165,12 +181,28 @@ pub async fn diagnose(target: &Target, limit: Duration) -> Diagnosis {
         }
     }
     let upper: &[&'static str] = match target {
-        Target::Postgres(_) => &["login", "query", "server", "capacity"],
-        Target::Redis(_) => &["login", "server", "read_write"],
+        Target::Postgres(_) => &["tls", "login", "query", "server", "capacity"],
+        Target::Redis(_) => &["tls", "login", "server", "read_write"],
         Target::Tcp(_) => &[],
     };
+    if ok {
+        // TLS, against the endpoint the connections try first (none for a
+        // Unix socket).
+        if let Some(ep) = target.endpoints().into_iter().next() {
+            let tls = match target {
+                Target::Postgres(p) => Some(tls_layer(limit, tlscheck::postgres(p, &ep)).await),
+                Target::Redis(p) => Some(tls_layer(limit, tlscheck::redis(p, &ep)).await),
+                Target::Tcp(_) => None,
+            };
+            if let Some(tls) = tls {
+                ok = tls.status != Status::Fail;
+                layers.push(tls);
+            }
+        }
+    }
     if !ok {
-        layers.extend(upper.iter().copied().map(Layer::skip));
+        let done = layers.iter().filter(|l| upper.contains(&l.layer)).count();
+        layers.extend(upper[done..].iter().copied().map(Layer::skip));
     } else {
         match target {
             Target::Postgres(p) => layers.extend(postgres_layers(p, limit).await),
@@ -217,6 +249,18 @@ async fn tcp_layer(ep: &Endpoint, limit: Duration) -> Layer {
             ),
         ),
         Err(f) => Layer::fail("tcp", f),
+    }
+}
+
+/// Runs the TLS check within `limit`; a timeout fails the layer.
+async fn tls_layer(limit: Duration, fut: impl Future<Output = Layer>) -> Layer {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(layer) => layer,
+        Err(_) => Layer::failed(
+            "tls",
+            format!("no TLS handshake within {:.1}s", limit.as_secs_f64()),
+            Some("the server is frozen or overloaded, or this port does not speak TLS".into()),
+        ),
     }
 }
 

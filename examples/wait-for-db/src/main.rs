@@ -18,6 +18,7 @@ mod exec;
 mod exit;
 mod log;
 mod targets;
+mod tlscheck;
 mod wait;
 
 use clap::Parser;

@@ -230,7 +230,7 @@ fn doctor_fails_on_a_closed_port_and_skips_the_layers_above() {
         out.stdout
     );
     assert!(lines[3].contains("hint: nothing listens"), "{}", out.stdout);
-    for layer in ["login", "query", "server", "capacity"] {
+    for layer in ["tls", "login", "query", "server", "capacity"] {
         assert!(
             out.stdout.contains(&format!("[skip] {layer}")),
             "{layer}: {}",

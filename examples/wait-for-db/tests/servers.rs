@@ -194,6 +194,7 @@ fn doctor_on_healthy_servers() {
     for layer in [
         "dns",
         "tcp",
+        "tls",
         "login",
         "query",
         "server",
@@ -210,8 +211,14 @@ fn doctor_on_healthy_servers() {
         text.contains("DB_POOL_SIZE=5 + DB_MAX_OVERFLOW=10"),
         "{text}"
     );
-    // Header + 6 PostgreSQL layers + header + 5 Redis layers + summary.
-    assert_eq!(text.lines().count(), 14, "{text}");
+    // Plain servers: TLS not negotiated (PostgreSQL's default prefer
+    // accepts that).
+    assert!(
+        text.contains("[ ok ] tls        not negotiated: the server refused TLS"),
+        "{text}"
+    );
+    // Header + 7 PostgreSQL layers + header + 6 Redis layers + summary.
+    assert_eq!(text.lines().count(), 16, "{text}");
 
     // Too small for the configured pool: the capacity layer fails.
     let mut cmd = wait_for_db();

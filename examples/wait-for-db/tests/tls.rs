@@ -6,7 +6,7 @@ mod common;
 
 use common::run;
 use pool_testkit::{
-    HbaTls, PgOptions, PgServer, PgTls, RedisOptions, RedisServer, RedisTls, TestCerts,
+    HbaTls, PgOptions, PgServer, PgTls, RedisOptions, RedisServer, RedisTls, ServerCert, TestCerts,
 };
 
 #[test]
@@ -82,4 +82,256 @@ fn rediss_with_client_certificates_and_without_the_ca() {
     run(&["--timeout", "20", &url])
         .expect_code(3)
         .stderr_has("unknown CA");
+    // The doctor without the client certificate: the handshake passes,
+    // the server's rejection shows on the login line.
+    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    out.expect_code(1);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert!(tls.starts_with("  [ ok ] tls        negotiated"), "{tls}");
+    let (login, hint) = doctor_line(&out.stdout, "login");
+    assert!(login.starts_with("  [FAIL] login"), "{login}");
+    assert!(
+        hint.is_some_and(|h| h.contains("client certificate"))
+            || login.contains("client certificate"),
+        "{login}\n{}",
+        out.stdout
+    );
+}
+
+/// The doctor's line for `layer` (`[ ok ] tls        ...`), and the hint
+/// line after it when there is one.
+fn doctor_line(stdout: &str, layer: &str) -> (String, Option<String>) {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.len() > 9 && l[9..].starts_with(&format!("{layer:<10} ")))
+        .unwrap_or_else(|| panic!("no {layer} line:\n{stdout}"));
+    let hint = lines
+        .get(at + 1)
+        .filter(|l| l.trim_start().starts_with("hint: "))
+        .map(|l| l.trim().to_string());
+    (lines[at].to_string(), hint)
+}
+
+#[test]
+fn doctor_tls_layer_against_postgres() {
+    let certs = TestCerts::generate().unwrap();
+    let pg = PgServer::start_with(PgOptions {
+        password: Some("pw-Dr7".into()),
+        tls: Some(PgTls {
+            server_cert: ServerCert::ExpiresSoon,
+            ..PgTls::new(&certs, HbaTls::SslOnly)
+        }),
+        ..PgOptions::default()
+    })
+    .unwrap();
+    let ca = certs.ca().display().to_string();
+
+    // verify-full by name: negotiated, verified, but the certificate
+    // expires in 7 days: a warning, which does not fail the run.
+    let good = format!("{}?sslmode=verify-full", pg.url_at("localhost"));
+    let out = run(&["doctor", "--tls-ca", &ca, &good]);
+    out.expect_code(0).never_shows("pw-Dr7");
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [warn] tls        negotiated TLSv1."),
+        "{tls}"
+    );
+    assert!(
+        tls.contains("chain and host name verified (sslmode=verify-full); certificate CN=localhost, expires in "),
+        "{tls}"
+    );
+    let days: i64 = tls
+        .split("expires in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("{tls}"));
+    assert!((6..=7).contains(&days), "{tls}");
+    assert!(
+        hint.as_deref().is_some_and(
+            |h| h.starts_with("hint: the server's certificate expires in under 14 days")
+        ),
+        "{hint:?}"
+    );
+    for layer in ["dns", "tcp", "login", "query", "server", "capacity"] {
+        assert!(
+            out.stdout.contains(&format!("[ ok ] {layer}")),
+            "{layer}:\n{}",
+            out.stdout
+        );
+    }
+
+    // require without a root certificate: encrypted, nothing verified.
+    let require = format!("{}?sslmode=require", pg.url());
+    let out = run(&["doctor", &require]);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.contains("certificate not verified (sslmode=require); certificate CN=localhost"),
+        "{tls}"
+    );
+    out.expect_code(0);
+
+    // By IP address: the host name check fails the layer, with the
+    // certificate described and the cause as the hint; the layers above
+    // are not checked.
+    let by_ip = format!("{}?sslmode=verify-full", pg.url());
+    let out = run(&["doctor", "--tls-ca", &ca, &by_ip]);
+    out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [FAIL] tls        handshake failed: "),
+        "{tls}"
+    );
+    assert!(
+        tls.contains("certificate CN=localhost, expires in"),
+        "{tls}"
+    );
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: host name mismatch")),
+        "{hint:?}"
+    );
+    for layer in ["login", "query", "server", "capacity"] {
+        assert!(
+            out.stdout.contains(&format!("[skip] {layer}")),
+            "{layer}:\n{}",
+            out.stdout
+        );
+    }
+
+    // A CA that did not sign it.
+    let other = certs.other_ca().display().to_string();
+    let out = run(&["doctor", "--tls-ca", &other, &good]);
+    out.expect_code(1);
+    let (_, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: unknown CA")),
+        "{hint:?}"
+    );
+}
+
+#[test]
+fn doctor_tls_layer_against_a_plain_postgres() {
+    let pg = PgServer::start().unwrap();
+    // The default, prefer: the server refuses TLS, plaintext is accepted.
+    let out = run(&["doctor", &pg.url()]);
+    out.expect_code(0);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert_eq!(
+        tls,
+        "  [ ok ] tls        not negotiated: the server refused TLS, the connection is plaintext (sslmode=prefer)"
+    );
+    let out = run(&["doctor", &format!("{}?sslmode=disable", pg.url())]);
+    out.expect_code(0);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert_eq!(
+        tls,
+        "  [ ok ] tls        not negotiated: sslmode=disable, plaintext"
+    );
+    // require does not fall back.
+    let out = run(&["doctor", &format!("{}?sslmode=require", pg.url())]);
+    out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert_eq!(
+        tls,
+        "  [FAIL] tls        not negotiated: the server refused TLS, and sslmode=require does not fall back to plaintext"
+    );
+    assert!(hint.is_some_and(|h| h.contains("ssl on")));
+    assert!(out.stdout.contains("[skip] login"), "{}", out.stdout);
+}
+
+#[test]
+fn doctor_tls_layer_against_redis() {
+    let certs = TestCerts::generate().unwrap();
+    let redis = RedisServer::start_with(RedisOptions {
+        tls: Some(RedisTls::new(&certs, false)),
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    let url = redis.tls_url().unwrap();
+    let ca = certs.ca().display().to_string();
+    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    out.expect_code(0);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [ ok ] tls        negotiated TLSv1."),
+        "{tls}"
+    );
+    assert!(
+        tls.contains(
+            "chain and host name verified (rediss://); certificate CN=localhost, expires in "
+        ),
+        "{tls}"
+    );
+    assert_eq!(hint, None);
+    for layer in ["login", "server", "read_write"] {
+        assert!(
+            out.stdout.contains(&format!("[ ok ] {layer}")),
+            "{layer}:\n{}",
+            out.stdout
+        );
+    }
+    // Without the CA: the OS roots do not know the test CA.
+    let out = run(&["doctor", &url]);
+    out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [FAIL] tls        handshake failed: "),
+        "{tls}"
+    );
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: unknown CA")),
+        "{hint:?}"
+    );
+    // #insecure: encrypted, not verified.
+    let out = run(&["doctor", &format!("{url}#insecure")]);
+    out.expect_code(0);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.contains("certificate not verified (#insecure)"),
+        "{tls}"
+    );
+    // Plain redis://.
+    let plain = RedisServer::start().unwrap();
+    let out = run(&["doctor", &plain.url()]);
+    out.expect_code(0);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert_eq!(
+        tls,
+        "  [ ok ] tls        not negotiated: redis:// is plaintext (rediss:// for TLS)"
+    );
+}
+
+#[test]
+fn doctor_tls_layer_names_an_expired_certificate() {
+    let certs = TestCerts::generate().unwrap();
+    let redis = RedisServer::start_with(RedisOptions {
+        tls: Some(RedisTls {
+            server_cert: ServerCert::Expired,
+            ..RedisTls::new(&certs, false)
+        }),
+        ..RedisOptions::default()
+    })
+    .unwrap();
+    let url = redis.tls_url().unwrap();
+    let ca = certs.ca().display().to_string();
+    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(tls.contains("certificate CN=localhost, expired "), "{tls}");
+    assert!(tls.contains("(2020-"), "{tls}");
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: expired certificate")),
+        "{hint:?}"
+    );
+    // Not verified (#insecure): it works, and the expiry is a warning.
+    let out = run(&["doctor", &format!("{url}#insecure")]);
+    out.expect_code(0);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(tls.starts_with("  [warn] tls"), "{tls}");
+    assert!(hint.is_some_and(|h| h.contains("expired on 2020-")));
 }
