@@ -93,6 +93,14 @@ impl SslMode {
         }
     }
 
+    /// Whether the connection is always encrypted (`require` or stronger).
+    pub fn at_least_require(self) -> bool {
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    }
+
     /// Whether the server's certificate chain is checked.
     pub fn verifies(self) -> bool {
         matches!(self, SslMode::VerifyCa | SslMode::VerifyFull)
@@ -575,6 +583,9 @@ pub enum TlsProblem {
     /// The server asked for a client certificate and got none (or
     /// rejected the one it got).
     ClientCertRejected,
+    /// The server closed the connection at the start of a direct TLS
+    /// handshake (`sslnegotiation=direct`): it does not support direct TLS.
+    DirectUnsupported,
     /// Any other TLS failure (the rustls error's text).
     Other(String),
 }
@@ -593,6 +604,7 @@ impl TlsProblem {
             TlsProblem::Expired => "expired certificate: the server's certificate has expired; it must be renewed on the server, waiting will not fix this",
             TlsProblem::NotYetValid => "certificate not yet valid: check the clocks of this machine and the server",
             TlsProblem::ClientCertRejected => "the server requires a client certificate signed by a CA it trusts: set sslcert and sslkey (DB_SSLCERT, DB_SSLKEY or REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE)",
+            TlsProblem::DirectUnsupported => "sslnegotiation=direct needs PostgreSQL 17 or later (or a pooler that supports it): remove sslnegotiation=direct to ask the server for TLS first (the default, sslnegotiation=postgres)",
             TlsProblem::Other(_) => "the TLS handshake failed; check that the server speaks TLS on this port and the TLS settings",
         }
     }
@@ -623,6 +635,41 @@ fn problem_of(e: &rustls::Error) -> TlsProblem {
     }
 }
 
+/// A direct TLS handshake (`sslnegotiation=direct`) that the server ended
+/// before answering: PostgreSQL before 17 reads the TLS hello as a bad
+/// startup packet and closes the connection. [`diagnose`] names it
+/// [`TlsProblem::DirectUnsupported`].
+#[derive(Debug)]
+pub struct DirectTlsRefused(pub std::io::Error);
+
+impl DirectTlsRefused {
+    /// Whether `e`, from a direct handshake, means the server hung up on
+    /// it (end of stream, reset, broken pipe).
+    pub fn is_refusal(e: &std::io::Error) -> bool {
+        use std::io::ErrorKind as K;
+        matches!(
+            e.kind(),
+            K::UnexpectedEof | K::ConnectionReset | K::BrokenPipe | K::ConnectionAborted
+        )
+    }
+}
+
+impl std::fmt::Display for DirectTlsRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the server closed the connection at the start of a direct TLS handshake (sslnegotiation=direct): {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for DirectTlsRefused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Finds the rustls error in `e`'s source chain (looking inside
 /// `io::Error`s, whose `source()` skips their payload) and names the
 /// problem; `None` if TLS is not involved.
@@ -631,6 +678,9 @@ pub fn diagnose(e: &(dyn std::error::Error + 'static)) -> Option<TlsProblem> {
     while let Some(err) = next {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
             return Some(problem_of(t));
+        }
+        if err.downcast_ref::<DirectTlsRefused>().is_some() {
+            return Some(TlsProblem::DirectUnsupported);
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if let Some(inner) = io.get_ref() {

@@ -174,10 +174,30 @@ pub fn pg_tls(settings: &PoolSettings) -> Result<PgTls, SettingsError> {
         .url
         .as_ref()
         .and_then(|u| ConnUrl::parse_for(Backend::Postgres, u.expose()).ok());
+    let url_var = url_variable(settings);
     let tls = settings
         .tls
-        .with_url_params(&url_variable(settings), |k| parsed.as_ref()?.param(k))?;
-    PgTls::new(tls.load(pool_core::tls::SslMode::Prefer)?)
+        .with_url_params(&url_var, |k| parsed.as_ref()?.param(k))?;
+    let opts = tls.load(pool_core::tls::SslMode::Prefer)?;
+    // Direct TLS has no plaintext fallback: libpq refuses weaker modes
+    // with it, and so do we (tokio-postgres would ignore it under
+    // `disable` and fail every connect under `prefer`).
+    let direct = parsed.as_ref().and_then(|p| p.param("sslnegotiation"));
+    if direct == Some("direct") && !opts.mode.at_least_require() {
+        return Err(SettingsError::Invalid {
+            variable: format!("sslnegotiation in {url_var}"),
+            value: "direct".into(),
+            expected: format!(
+                "sslmode=require, verify-ca or verify-full with it (sslmode is {}{}): direct TLS never falls back to plaintext",
+                opts.mode,
+                match opts.mode_origin.as_str() {
+                    "default" => " by default".to_string(),
+                    origin => format!(" from {origin}"),
+                }
+            ),
+        });
+    }
+    PgTls::new(opts)
 }
 
 /// Parses the URL in `settings` with the one grammar ([`pool_core::url`])

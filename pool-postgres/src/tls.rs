@@ -24,15 +24,20 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use pool_core::tls::{SslMode, TlsOptions};
+use pool_core::tls::{DirectTlsRefused, SslMode, TlsOptions};
 use pool_core::SettingsError;
 use tokio::task::JoinHandle;
-use tokio_postgres::config::{Host, SslMode as DriverSslMode};
+use tokio_postgres::config::{Host, SslMode as DriverSslMode, SslNegotiation};
 use tokio_postgres::tls::{MakeTlsConnect, NoTls, TlsConnect};
 use tokio_postgres::{Client, Config, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 type Inner = <MakeRustlsConnect as MakeTlsConnect<Socket>>::TlsConnect;
+
+/// The ALPN protocol every TLS connection offers, as libpq 17 does:
+/// PostgreSQL 17 requires it for direct TLS (`sslnegotiation=direct`);
+/// older servers ignore it.
+pub const ALPN: &[u8] = b"postgresql";
 
 /// How PostgreSQL connections use TLS (built once per pool or probe).
 #[derive(Clone)]
@@ -60,9 +65,11 @@ impl PgTls {
     pub fn new(opts: TlsOptions) -> Result<PgTls, SettingsError> {
         let connector = match opts.mode {
             SslMode::Disable => None,
-            _ => Some(MakeRustlsConnect::new(pool_core::tls::client_config(
-                &opts,
-            )?)),
+            _ => {
+                let mut config = pool_core::tls::client_config(&opts)?;
+                config.alpn_protocols = vec![ALPN.to_vec()];
+                Some(MakeRustlsConnect::new(config))
+            }
         };
         Ok(PgTls {
             opts: Arc::new(opts),
@@ -159,6 +166,7 @@ async fn encrypted(
     let tracked = Tracked {
         inner: connector.clone(),
         used: used.clone(),
+        direct: config.get_ssl_negotiation() == SslNegotiation::Direct,
     };
     let (client, conn) = config.connect(tracked).await?;
     let tls = used.load(Ordering::Acquire);
@@ -167,11 +175,13 @@ async fn encrypted(
 
 /// The connector, noting whether the server accepted TLS (tokio-postgres
 /// calls `connect` only after the server answered the SSL request with
-/// `S`).
+/// `S`), and naming the cause when a server hangs up on a direct TLS
+/// handshake ([`DirectTlsRefused`]).
 #[derive(Clone)]
 struct Tracked {
     inner: MakeRustlsConnect,
     used: Arc<AtomicBool>,
+    direct: bool,
 }
 
 impl MakeTlsConnect<Socket> for Tracked {
@@ -187,6 +197,7 @@ impl MakeTlsConnect<Socket> for Tracked {
         Ok(TrackedConnect {
             inner,
             used: self.used.clone(),
+            direct: self.direct,
         })
     }
 }
@@ -194,16 +205,21 @@ impl MakeTlsConnect<Socket> for Tracked {
 struct TrackedConnect {
     inner: Inner,
     used: Arc<AtomicBool>,
+    direct: bool,
 }
 
+type Stream = <Inner as TlsConnect<Socket>>::Stream;
+
 impl TlsConnect<Socket> for TrackedConnect {
-    type Stream = <Inner as TlsConnect<Socket>>::Stream;
-    type Error = <Inner as TlsConnect<Socket>>::Error;
-    type Future = <Inner as TlsConnect<Socket>>::Future;
+    type Stream = Stream;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream, Self::Error>> + Send>>;
 
     fn connect(self, stream: Socket) -> Self::Future {
         self.used.store(true, Ordering::Release);
-        self.inner.connect(stream)
+        let direct = self.direct;
+        let handshake = self.inner.connect(stream);
+        Box::pin(async move { handshake.await.map_err(|e| direct_named(direct, e)) })
     }
 }
 
@@ -578,6 +594,7 @@ async fn watched_once(
                 .map_err(|e| match e {})?,
                 wire,
                 used: used.clone(),
+                direct: config.get_ssl_negotiation() == SslNegotiation::Direct,
             };
             let (client, conn) = config.connect_raw(stream, tls).await?;
             (client, spawn(conn), used.load(Ordering::Acquire))
@@ -602,24 +619,42 @@ async fn watched_once(
 type WatchedInner = <MakeRustlsConnect as MakeTlsConnect<crate::wire::Watched<Sock>>>::TlsConnect;
 
 /// TLS on a watched socket: the socket's watcher stops (it would see
-/// ciphertext) and a new one watches above TLS.
+/// ciphertext) and a new one watches above TLS. A server that hangs up on
+/// a direct handshake is named ([`DirectTlsRefused`]).
 struct WatchTls {
     inner: WatchedInner,
     wire: Arc<crate::wire::Wire>,
     used: Arc<AtomicBool>,
+    direct: bool,
 }
 
 impl TlsConnect<crate::wire::Watched<Sock>> for WatchTls {
     type Stream =
         crate::wire::Watched<<WatchedInner as TlsConnect<crate::wire::Watched<Sock>>>::Stream>;
-    type Error = <WatchedInner as TlsConnect<crate::wire::Watched<Sock>>>::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
 
     fn connect(self, mut stream: crate::wire::Watched<Sock>) -> Self::Future {
         self.used.store(true, Ordering::Release);
         stream.stop();
         let wire = self.wire;
+        let direct = self.direct;
         let fut = self.inner.connect(stream);
-        Box::pin(async move { Ok(crate::wire::Watched::new(fut.await?, wire, false)) })
+        Box::pin(async move {
+            match fut.await {
+                Ok(s) => Ok(crate::wire::Watched::new(s, wire, false)),
+                Err(e) => Err(direct_named(direct, e)),
+            }
+        })
+    }
+}
+
+/// A handshake error, as [`DirectTlsRefused`] when a direct handshake was
+/// hung up on.
+fn direct_named(direct: bool, e: std::io::Error) -> Box<dyn std::error::Error + Send + Sync> {
+    if direct && DirectTlsRefused::is_refusal(&e) {
+        Box::new(DirectTlsRefused(e))
+    } else {
+        Box::new(e)
     }
 }

@@ -5,16 +5,18 @@
 //! before it expires (a warning under [`EXPIRY_WARNING_DAYS`]).
 //!
 //! PostgreSQL: the `SSLRequest` of the wire protocol (or nothing with
-//! `sslnegotiation=direct`), then the handshake; a server that answers `N`
+//! `sslnegotiation=direct`), then the handshake (offering ALPN
+//! `postgresql`, as the connections do); a server that answers `N`
 //! refused TLS ("not negotiated", which `sslmode=prefer` accepts). Redis:
-//! `rediss://` shakes hands at once; `redis://` is plaintext. The
-//! connection is closed right after the handshake (no login).
+//! `rediss://` shakes hands at once (then listens briefly for a rejection
+//! of the client certificate, see [`rejected_after`]); `redis://` is
+//! plaintext. The connection is closed right after (no login).
 
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pool_core::startup::Endpoint;
-use pool_core::tls::{SslMode, TlsOptions};
+use pool_core::tls::{DirectTlsRefused, SslMode, TlsOptions, TlsProblem};
 use pool_postgres::PgProbe;
 use pool_redis::RedisProbe;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -140,6 +142,8 @@ async fn handshake(
     opts: &TlsOptions,
     label: &str,
     alpn: Option<&[u8]>,
+    direct: bool,
+    listen: bool,
 ) -> Layer {
     let built = pool_core::tls::client_config(opts)
         .and_then(|c| Ok((c, pool_core::tls::server_verifier(opts)?)));
@@ -169,6 +173,7 @@ async fn handshake(
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let now = SystemTime::now();
+    let started = Instant::now();
     match connector.connect(name, stream).await {
         Ok(mut tls) => {
             let (_, conn) = tls.get_ref();
@@ -185,11 +190,16 @@ async fn handshake(
                 .peer_certificates()
                 .and_then(|c| c.first())
                 .and_then(|c| CertFacts::parse(c, now));
-            let _ = tls.shutdown().await;
             let head = format!(
                 "negotiated {protocol} ({suite}); {}",
                 verification(opts, label)
             );
+            if listen {
+                if let Some(layer) = rejected_after(&mut tls, started.elapsed(), &head).await {
+                    return layer;
+                }
+            }
+            let _ = tls.shutdown().await;
             match cert {
                 None => Layer::warn(
                     "tls",
@@ -221,7 +231,11 @@ async fn handshake(
                 .lock()
                 .ok()
                 .and_then(|s| s.as_ref().and_then(|c| CertFacts::parse(c, now)));
-            let problem = pool_core::tls::diagnose(&e);
+            let problem = if direct && DirectTlsRefused::is_refusal(&e) {
+                Some(TlsProblem::DirectUnsupported)
+            } else {
+                pool_core::tls::diagnose(&e)
+            };
             let mut detail = format!("handshake failed: {e}");
             if let Some(c) = seen {
                 detail.push_str(&format!("; {}", c.describe()));
@@ -233,6 +247,43 @@ async fn handshake(
                     "check that the server speaks TLS on this port and the TLS settings".into()
                 })),
             )
+        }
+    }
+}
+
+/// With TLS 1.3 a server that rejects the client's certificate (Redis's
+/// `tls-auth-clients yes`) says so only after the client finished its
+/// handshake. Sending nothing, wait a little (three handshake times, within
+/// 100 ms to 1 s) for such an alert or a hang-up; a server that accepted
+/// the client stays quiet, waiting for a command.
+async fn rejected_after<S>(
+    tls: &mut tokio_rustls::client::TlsStream<S>,
+    handshake: Duration,
+    head: &str,
+) -> Option<Layer>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let wait = (handshake * 3).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut byte = [0u8; 1];
+    match tokio::time::timeout(wait, tls.read(&mut byte)).await {
+        Err(_) | Ok(Ok(1..)) => None,
+        Ok(Ok(0)) => Some(Layer::failed(
+            "tls",
+            format!("{head}; then the server closed the connection"),
+            Some(TlsProblem::ClientCertRejected.hint().into()),
+        )),
+        Ok(Err(e)) => {
+            let hint = pool_core::tls::diagnose(&e)
+                .map(|p| p.hint().to_string())
+                .unwrap_or_else(|| {
+                    "the server ended the connection right after the handshake".into()
+                });
+            Some(Layer::failed(
+                "tls",
+                format!("{head}; then the server rejected the connection: {e}"),
+                Some(hint),
+            ))
         }
     }
 }
@@ -298,8 +349,8 @@ pub async fn postgres(probe: &PgProbe, ep: &Endpoint) -> Layer {
             };
         }
     }
-    let alpn = direct.then_some(&b"postgresql"[..]);
-    handshake(stream, &ep.host, opts, &label, alpn).await
+    let alpn = Some(pool_postgres::tls::ALPN);
+    handshake(stream, &ep.host, opts, &label, alpn, direct, false).await
 }
 
 /// The `tls` layer of a Redis target, checked against `ep`.
@@ -320,7 +371,7 @@ pub async fn redis(probe: &RedisProbe, ep: &Endpoint) -> Layer {
         "#insecure"
     };
     match connect(ep).await {
-        Ok(stream) => handshake(stream, &ep.host, &opts, label, None).await,
+        Ok(stream) => handshake(stream, &ep.host, &opts, label, None, false, true).await,
         Err(l) => l,
     }
 }

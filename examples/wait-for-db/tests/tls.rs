@@ -82,20 +82,36 @@ fn rediss_with_client_certificates_and_without_the_ca() {
     run(&["--timeout", "20", &url])
         .expect_code(3)
         .stderr_has("unknown CA");
-    // The doctor without the client certificate: the handshake passes,
-    // the server's rejection shows on the login line.
+    // The doctor without the client certificate: TLS 1.3 completes the
+    // client's handshake, then the server's alert fails the tls layer.
     let out = run(&["doctor", "--tls-ca", &ca, &url]);
     out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [FAIL] tls        negotiated TLSv1.3")
+            && tls.contains("then the server"),
+        "{tls}"
+    );
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: the server requires a client certificate")),
+        "{hint:?}"
+    );
+    assert!(out.stdout.contains("[skip] login"), "{}", out.stdout);
+    // With it: the layer passes.
+    let out = run(&[
+        "doctor",
+        "--tls-ca",
+        &ca,
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &key,
+        &url,
+    ]);
+    out.expect_code(0);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert!(tls.starts_with("  [ ok ] tls        negotiated"), "{tls}");
-    let (login, hint) = doctor_line(&out.stdout, "login");
-    assert!(login.starts_with("  [FAIL] login"), "{login}");
-    assert!(
-        hint.is_some_and(|h| h.contains("client certificate"))
-            || login.contains("client certificate"),
-        "{login}\n{}",
-        out.stdout
-    );
 }
 
 /// The doctor's line for `layer` (`[ ok ] tls        ...`), and the hint
@@ -334,4 +350,108 @@ fn doctor_tls_layer_names_an_expired_certificate() {
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(tls.starts_with("  [warn] tls"), "{tls}");
     assert!(hint.is_some_and(|h| h.contains("expired on 2020-")));
+}
+
+/// `sslnegotiation=direct` (tokio-postgres 0.7.18 supports it): the kit's
+/// PostgreSQL 15 has no direct TLS, so a connect is fatal at once with the
+/// cause named; modes weaker than `require` are refused before any connect.
+#[test]
+fn sslnegotiation_direct_against_postgres_15() {
+    let certs = TestCerts::generate().unwrap();
+    let pg = PgServer::start_with(PgOptions {
+        tls: Some(PgTls::new(&certs, HbaTls::SslOrPlain)),
+        ..PgOptions::default()
+    })
+    .unwrap();
+    let direct = format!(
+        "{}?sslmode=require&sslnegotiation=direct",
+        pg.url_at("localhost")
+    );
+    let out = run(&["--timeout", "20", &direct]);
+    out.expect_code(3)
+        .stderr_has("direct TLS handshake (sslnegotiation=direct)")
+        .stderr_has("sslnegotiation=direct needs PostgreSQL 17 or later");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(10),
+        "{:?}",
+        out.elapsed
+    );
+    let out = run(&["doctor", &direct]);
+    out.expect_code(1);
+    let (tls, hint) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.starts_with("  [FAIL] tls        handshake failed: "),
+        "{tls}"
+    );
+    assert!(
+        hint.as_deref()
+            .is_some_and(|h| h.starts_with("hint: sslnegotiation=direct needs PostgreSQL 17")),
+        "{hint:?}"
+    );
+    // Without require: refused as a setting, naming both parameters.
+    for query in [
+        "sslnegotiation=direct",
+        "sslmode=prefer&sslnegotiation=direct",
+        "sslmode=disable&sslnegotiation=direct",
+    ] {
+        let url = format!("{}?{query}", pg.url_at("localhost"));
+        run(&["--once", &url])
+            .expect_code(2)
+            .stderr_has("sslnegotiation in TARGET #1=\"direct\"")
+            .stderr_has("expected sslmode=require, verify-ca or verify-full with it");
+    }
+    // The default, postgres, against the same server: fine.
+    let negotiated = format!(
+        "{}?sslmode=require&sslnegotiation=postgres",
+        pg.url_at("localhost")
+    );
+    run(&["--once", &negotiated]).expect_code(0);
+}
+
+/// `sslrootcert=system`: the OS roots, read by rustls-native-certs, which
+/// takes `SSL_CERT_FILE` instead of the system store when it is set (the
+/// child process's environment only).
+#[test]
+fn sslrootcert_system_uses_the_os_roots() {
+    let certs = TestCerts::generate().unwrap();
+    let pg = PgServer::start_with(PgOptions {
+        tls: Some(PgTls::new(&certs, HbaTls::SslOnly)),
+        ..PgOptions::default()
+    })
+    .unwrap();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert=system",
+        pg.url_at("localhost")
+    );
+    let with_roots = |file: &std::path::Path, args: &[&str]| {
+        let mut cmd = common::wait_for_db();
+        cmd.env("SSL_CERT_FILE", file)
+            .env_remove("SSL_CERT_DIR")
+            .args(args);
+        common::Running::spawn(cmd).finish()
+    };
+    // The test CA as the system's roots: verified.
+    with_roots(&certs.ca(), &["--once", &url]).expect_code(0);
+    let out = with_roots(&certs.ca(), &["doctor", &url]);
+    out.expect_code(0);
+    let (tls, _) = doctor_line(&out.stdout, "tls");
+    assert!(
+        tls.contains("chain and host name verified (sslmode=verify-full)"),
+        "{tls}"
+    );
+    // Roots without the test CA: fatal, unknown CA.
+    with_roots(&certs.other_ca(), &["--timeout", "20", &url])
+        .expect_code(3)
+        .stderr_has("unknown CA");
+    // The same through DB_SSLROOTCERT.
+    let mut cmd = common::wait_for_db();
+    cmd.env("SSL_CERT_FILE", certs.other_ca())
+        .env_remove("SSL_CERT_DIR")
+        .env("DB_SSLROOTCERT", "system")
+        .env("DB_SSLMODE", "verify-full")
+        .args(["--timeout", "20", &pg.url_at("localhost")]);
+    common::Running::spawn(cmd)
+        .finish()
+        .expect_code(3)
+        .stderr_has("unknown CA");
 }
