@@ -3,7 +3,9 @@
 use crate::Origin;
 use pool_contract::Backend;
 use pool_core::redact::SecretUrl;
+use pool_core::tls::Sourced;
 use pool_core::{Pool, PoolSettings, PoolStatus, SettingsError};
+use pool_testkit::TestCerts;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,21 +38,39 @@ pub struct Target<B: Backend> {
 
 impl<B: Backend> Target<B> {
     /// Builds the pool from `settings`; without a URL, starts a private
-    /// server first. The private server is restarted `restart_at` seconds
-    /// into the run.
+    /// server first (with `certs`: TLS only, verified against their CA).
+    /// The private server is restarted `restart_at` seconds into the run.
     pub fn prepare(
         name: &'static str,
         mut settings: PoolSettings,
         restart_at: u64,
+        certs: Option<&TestCerts>,
     ) -> Result<Self, Failure> {
         let origin = match settings.url {
             Some(_) => Origin::External,
             None => {
-                let server = std::panic::catch_unwind(B::start).map_err(|_| {
+                let server = std::panic::catch_unwind(|| match certs {
+                    Some(c) => B::start_tls(c),
+                    None => B::start(),
+                })
+                .map_err(|_| {
                     Failure::Run(format!("cannot start a private {name} server (see above)"))
                 })?;
-                settings.url = Some(SecretUrl::new(B::url(&server)));
-                Origin::Private(server)
+                let url = match certs {
+                    Some(c) => {
+                        settings.tls.root_cert = Some(Sourced::new(
+                            c.ca().display().to_string(),
+                            "DEMO_TLS (the private servers' CA)",
+                        ));
+                        B::tls_url(&server)
+                    }
+                    None => B::url(&server),
+                };
+                settings.url = Some(SecretUrl::new(url));
+                Origin::Private {
+                    server,
+                    tls: certs.is_some(),
+                }
             }
         };
         let pool = B::try_build(settings)?;
@@ -66,7 +86,10 @@ impl<B: Backend> Target<B> {
     pub fn origin(&self) -> &'static str {
         match self.origin {
             Origin::External => "from the environment: not restarted",
-            Origin::Private(_) => "private throwaway server: restarted mid-run",
+            Origin::Private { tls: false, .. } => "private throwaway server: restarted mid-run",
+            Origin::Private { tls: true, .. } => {
+                "private throwaway server over TLS, verified (chain and host name): restarted mid-run"
+            }
         }
     }
 }
@@ -172,7 +195,7 @@ impl<B: Backend> Load<B> {
             .collect();
         let restart = match target.origin {
             Origin::External => None,
-            Origin::Private(server) => {
+            Origin::Private { server, .. } => {
                 let shared = shared.clone();
                 let at = tokio::time::Instant::now() + target.restart_at;
                 Some(tokio::spawn(async move {

@@ -14,6 +14,13 @@
 //! each pool took to recover.
 //!
 //! `DEMO_TASKS` (default 32) and `DEMO_SECONDS` (default 12) size the run.
+//! `DEMO_TLS=1` makes the private servers TLS-only (certificates from a
+//! throwaway CA, valid for `localhost`) and the pools verify them
+//! (`sslmode=verify-full`, `rediss://`), restart included. External servers
+//! take the usual TLS settings: `sslmode` & co. in `DATABASE_URL` or
+//! `DB_SSLMODE`, `DB_SSLROOTCERT`, `DB_SSLCERT`, `DB_SSLKEY`; `rediss://` in
+//! `REDIS_URL` with `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE`,
+//! `REDIS_TLS_KEY_FILE`.
 //! A bad setting prints the error and exits with status 2.
 
 mod load;
@@ -22,6 +29,7 @@ mod report;
 
 use load::{Load, Target};
 use pool_contract::{Backend, Postgres, Redis};
+use pool_testkit::TestCerts;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -61,8 +69,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(opts: options::Options) -> Result<(), load::Failure> {
-    let pg = Target::<Postgres>::prepare("PostgreSQL", opts.pg, opts.seconds / 3)?;
-    let redis = Target::<Redis>::prepare("Redis", opts.redis, opts.seconds * 2 / 3)?;
+    let certs =
+        if opts.tls {
+            Some(TestCerts::generate().map_err(|e| {
+                load::Failure::Run(format!("cannot make the TLS certificates: {e}"))
+            })?)
+        } else {
+            None
+        };
+    let pg = Target::<Postgres>::prepare("PostgreSQL", opts.pg, opts.seconds / 3, certs.as_ref())?;
+    let redis =
+        Target::<Redis>::prepare("Redis", opts.redis, opts.seconds * 2 / 3, certs.as_ref())?;
     println!(
         "demo: {} tasks per pool for {}s; PostgreSQL {} ({}), Redis {} ({})",
         opts.tasks,
@@ -124,5 +141,10 @@ pub enum Origin<B: Backend> {
     /// A URL from the environment; never restarted.
     External,
     /// A throwaway private server, restarted mid-run.
-    Private(B::Server),
+    Private {
+        /// The server.
+        server: B::Server,
+        /// Whether it speaks TLS only (`DEMO_TLS`).
+        tls: bool,
+    },
 }

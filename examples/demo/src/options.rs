@@ -8,6 +8,9 @@ pub struct Options {
     pub tasks: usize,
     /// Length of the run.
     pub seconds: u64,
+    /// `DEMO_TLS`: private servers speak TLS only, and the pools verify
+    /// them (chain and host name) against a throwaway CA.
+    pub tls: bool,
     /// PostgreSQL pool settings (`DB_*`, `DATABASE_URL`).
     pub pg: PoolSettings,
     /// Redis pool settings (`REDIS_*`, `REDIS_URL`).
@@ -20,6 +23,7 @@ impl Options {
         Ok(Options {
             tasks: whole("DEMO_TASKS", 32, 1, 10_000)? as usize,
             seconds: whole("DEMO_SECONDS", 12, 3, 86_400)?,
+            tls: flag("DEMO_TLS")?,
             pg: pool_postgres::settings_from_env()?,
             redis: pool_redis::settings_from_env()?,
         })
@@ -36,6 +40,21 @@ fn whole(variable: &str, default: u64, min: u64, max: u64) -> Result<u64, Settin
             variable: variable.to_string(),
             value,
             expected: format!("a whole number from {min} to {max}"),
+        }),
+    }
+}
+
+fn flag(variable: &str) -> Result<bool, SettingsError> {
+    let Ok(value) = std::env::var(variable) else {
+        return Ok(false);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        "1" | "true" | "yes" | "on" => Ok(true),
+        _ => Err(SettingsError::Invalid {
+            variable: variable.to_string(),
+            value,
+            expected: "1/true/yes/on or 0/false/no/off".into(),
         }),
     }
 }

@@ -6,7 +6,9 @@ use pool_core::{Manager, Pool, PoolSettings, Pooled, SettingsError};
 use pool_postgres::PgManager;
 use pool_redis::redis;
 use pool_redis::RedisManager;
-use pool_testkit::{PgOptions, PgServer, RedisOptions, RedisServer};
+use pool_testkit::{
+    HbaTls, PgOptions, PgServer, PgTls, RedisOptions, RedisServer, RedisTls, TestCerts, TLS_HOST,
+};
 use std::future::Future;
 
 /// A backend under test.
@@ -25,6 +27,13 @@ pub trait Backend: Send + Sync + 'static {
     fn start() -> Self::Server;
     /// Starts a private server that requires `password`.
     fn start_with_password(password: &str) -> Self::Server;
+    /// Starts a private server that accepts TLS only, presenting the
+    /// certificate of `certs` that is valid for `localhost`.
+    fn start_tls(certs: &TestCerts) -> Self::Server;
+    /// The URL of a server from [`Backend::start_tls`]: by the name
+    /// `localhost`, verifying chain and host name (the CA is not in it:
+    /// set it as the pool's root certificate).
+    fn tls_url(server: &Self::Server) -> String;
     /// The server's URL.
     fn url(server: &Self::Server) -> String;
     /// The server's URL with another password.
@@ -94,6 +103,20 @@ impl Backend for Postgres {
                 ..PgOptions::default()
             }),
         )
+    }
+
+    fn start_tls(certs: &TestCerts) -> PgServer {
+        kit(
+            "start PostgreSQL with TLS",
+            PgServer::start_with(PgOptions {
+                tls: Some(PgTls::new(certs, HbaTls::SslOnly)),
+                ..PgOptions::default()
+            }),
+        )
+    }
+
+    fn tls_url(server: &PgServer) -> String {
+        format!("{}?sslmode=verify-full", server.url_at(TLS_HOST))
     }
 
     fn url(server: &PgServer) -> String {
@@ -189,6 +212,22 @@ impl Backend for Redis {
                 ..RedisOptions::default()
             }),
         )
+    }
+
+    fn start_tls(certs: &TestCerts) -> RedisServer {
+        kit(
+            "start Redis with TLS",
+            RedisServer::start_with(RedisOptions {
+                tls: Some(RedisTls::new(certs, false)),
+                ..RedisOptions::default()
+            }),
+        )
+    }
+
+    fn tls_url(server: &RedisServer) -> String {
+        server
+            .tls_url()
+            .unwrap_or_else(|| panic!("test kit: a Redis server without TLS has no rediss:// URL"))
     }
 
     fn url(server: &RedisServer) -> String {
