@@ -84,7 +84,7 @@ fn rediss_with_client_certificates_and_without_the_ca() {
         .stderr_has("unknown CA");
     // The doctor without the client certificate: TLS 1.3 completes the
     // client's handshake, then the server's alert fails the tls layer.
-    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    let out = run(&["doctor", "--attempt-timeout", "20", "--tls-ca", &ca, &url]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -146,7 +146,7 @@ fn doctor_tls_layer_against_postgres() {
     // verify-full by name: negotiated, verified, but the certificate
     // expires in 7 days: a warning, which does not fail the run.
     let good = format!("{}?sslmode=verify-full", pg.url_at("localhost"));
-    let out = run(&["doctor", "--tls-ca", &ca, &good]);
+    let out = run(&["doctor", "--attempt-timeout", "20", "--tls-ca", &ca, &good]);
     out.expect_code(0).never_shows("pw-Dr7");
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -180,7 +180,7 @@ fn doctor_tls_layer_against_postgres() {
 
     // require without a root certificate: encrypted, nothing verified.
     let require = format!("{}?sslmode=require", pg.url());
-    let out = run(&["doctor", &require]);
+    let out = run(&["doctor", "--attempt-timeout", "20", &require]);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert!(
         tls.contains("certificate not verified (sslmode=require); certificate CN=localhost"),
@@ -192,7 +192,7 @@ fn doctor_tls_layer_against_postgres() {
     // certificate described and the cause as the hint; the layers above
     // are not checked.
     let by_ip = format!("{}?sslmode=verify-full", pg.url());
-    let out = run(&["doctor", "--tls-ca", &ca, &by_ip]);
+    let out = run(&["doctor", "--attempt-timeout", "20", "--tls-ca", &ca, &by_ip]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -218,7 +218,14 @@ fn doctor_tls_layer_against_postgres() {
 
     // A CA that did not sign it.
     let other = certs.other_ca().display().to_string();
-    let out = run(&["doctor", "--tls-ca", &other, &good]);
+    let out = run(&[
+        "doctor",
+        "--attempt-timeout",
+        "20",
+        "--tls-ca",
+        &other,
+        &good,
+    ]);
     out.expect_code(1);
     let (_, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -232,14 +239,19 @@ fn doctor_tls_layer_against_postgres() {
 fn doctor_tls_layer_against_a_plain_postgres() {
     let pg = PgServer::start().unwrap();
     // The default, prefer: the server refuses TLS, plaintext is accepted.
-    let out = run(&["doctor", &pg.url()]);
+    let out = run(&["doctor", "--attempt-timeout", "20", &pg.url()]);
     out.expect_code(0);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert_eq!(
         tls,
         "  [ ok ] tls        not negotiated: the server refused TLS, the connection is plaintext (sslmode=prefer)"
     );
-    let out = run(&["doctor", &format!("{}?sslmode=disable", pg.url())]);
+    let out = run(&[
+        "doctor",
+        "--attempt-timeout",
+        "20",
+        &format!("{}?sslmode=disable", pg.url()),
+    ]);
     out.expect_code(0);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert_eq!(
@@ -247,7 +259,12 @@ fn doctor_tls_layer_against_a_plain_postgres() {
         "  [ ok ] tls        not negotiated: sslmode=disable, plaintext"
     );
     // require does not fall back.
-    let out = run(&["doctor", &format!("{}?sslmode=require", pg.url())]);
+    let out = run(&[
+        "doctor",
+        "--attempt-timeout",
+        "20",
+        &format!("{}?sslmode=require", pg.url()),
+    ]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert_eq!(
@@ -268,7 +285,7 @@ fn doctor_tls_layer_against_redis() {
     .unwrap();
     let url = redis.tls_url().unwrap();
     let ca = certs.ca().display().to_string();
-    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    let out = run(&["doctor", "--attempt-timeout", "20", "--tls-ca", &ca, &url]);
     out.expect_code(0);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -290,7 +307,7 @@ fn doctor_tls_layer_against_redis() {
         );
     }
     // Without the CA: the OS roots do not know the test CA.
-    let out = run(&["doctor", &url]);
+    let out = run(&["doctor", "--attempt-timeout", "20", &url]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -303,7 +320,12 @@ fn doctor_tls_layer_against_redis() {
         "{hint:?}"
     );
     // #insecure: encrypted, not verified.
-    let out = run(&["doctor", &format!("{url}#insecure")]);
+    let out = run(&[
+        "doctor",
+        "--attempt-timeout",
+        "20",
+        &format!("{url}#insecure"),
+    ]);
     out.expect_code(0);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert!(
@@ -312,7 +334,7 @@ fn doctor_tls_layer_against_redis() {
     );
     // Plain redis://.
     let plain = RedisServer::start().unwrap();
-    let out = run(&["doctor", &plain.url()]);
+    let out = run(&["doctor", "--attempt-timeout", "20", &plain.url()]);
     out.expect_code(0);
     let (tls, _) = doctor_line(&out.stdout, "tls");
     assert_eq!(
@@ -334,7 +356,7 @@ fn doctor_tls_layer_names_an_expired_certificate() {
     .unwrap();
     let url = redis.tls_url().unwrap();
     let ca = certs.ca().display().to_string();
-    let out = run(&["doctor", "--tls-ca", &ca, &url]);
+    let out = run(&["doctor", "--attempt-timeout", "20", "--tls-ca", &ca, &url]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(tls.contains("certificate CN=localhost, expired "), "{tls}");
@@ -345,7 +367,12 @@ fn doctor_tls_layer_names_an_expired_certificate() {
         "{hint:?}"
     );
     // Not verified (#insecure): it works, and the expiry is a warning.
-    let out = run(&["doctor", &format!("{url}#insecure")]);
+    let out = run(&[
+        "doctor",
+        "--attempt-timeout",
+        "20",
+        &format!("{url}#insecure"),
+    ]);
     out.expect_code(0);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(tls.starts_with("  [warn] tls"), "{tls}");
@@ -376,7 +403,7 @@ fn sslnegotiation_direct_against_postgres_15() {
         "{:?}",
         out.elapsed
     );
-    let out = run(&["doctor", &direct]);
+    let out = run(&["doctor", "--attempt-timeout", "20", &direct]);
     out.expect_code(1);
     let (tls, hint) = doctor_line(&out.stdout, "tls");
     assert!(
