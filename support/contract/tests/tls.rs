@@ -446,3 +446,30 @@ async fn postgres_reset_on_return_over_tls() {
     assert_eq!((st.counters.resets, st.counters.cancels), (1, 1), "{st:?}");
     assert_eq!(st.counters.closed.total(), 0, "{st:?}");
 }
+
+/// `sslnegotiation=direct` through the pool: the kit's PostgreSQL 15 has no
+/// direct TLS, so a checkout is fatal at once with the cause named; weaker
+/// modes than `require` are rejected when the pool is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_direct_tls_against_postgres_15() {
+    let certs = TestCerts::generate().unwrap();
+    let pg = pg_tls_server(&certs, HbaTls::SslOrPlain, ServerCert::Valid);
+    let url = format!(
+        "{}?sslmode=require&sslnegotiation=direct",
+        pg.url_at("localhost")
+    );
+    let e = pg_fatal(pg_settings(&url, &[])).await;
+    assert!(
+        e.contains("direct TLS handshake (sslnegotiation=direct)")
+            && e.contains("needs PostgreSQL 17 or later"),
+        "{e}"
+    );
+    let weak = format!("{}?sslnegotiation=direct", pg.url_at("localhost"));
+    let e = pool_postgres::build_pool(pg_settings(&weak, &[]))
+        .expect_err("prefer with direct")
+        .to_string();
+    assert!(
+        e.contains("sslnegotiation in DATABASE_URL") && e.contains("sslmode is prefer by default"),
+        "{e}"
+    );
+}
