@@ -19,7 +19,9 @@ use benches::subjects::Hold;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use pool_testkit::{PgServer, RedisServer};
+use pool_testkit::{
+    HbaTls, PgOptions, PgServer, PgTls, RedisOptions, RedisServer, RedisTls, TestCerts, TLS_HOST,
+};
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -87,6 +89,34 @@ fn validation_redis(c: &mut Criterion) {
     bench_rows(c, &rt, "validation/redis", &rows, &[1, 64]);
 }
 
+/// Plaintext and TLS rows side by side (see `report::pg_tls_rows`).
+fn tls_postgres(c: &mut Criterion) {
+    let certs = TestCerts::generate().expect("test certificates");
+    let server = PgServer::start_with(PgOptions {
+        tls: Some(PgTls::new(&certs, HbaTls::SslOrPlain)),
+        ..PgOptions::default()
+    })
+    .expect("start PostgreSQL with TLS");
+    let rt = benches::runtime();
+    let rows = report::pg_tls_rows(&server.url_at(TLS_HOST), &certs.ca());
+    bench_rows(c, &rt, "tls/postgres", &rows, &[64]);
+}
+
+/// Plaintext and TLS rows side by side (see `report::redis_tls_rows`).
+fn tls_redis(c: &mut Criterion) {
+    let certs = TestCerts::generate().expect("test certificates");
+    let plain = RedisServer::start().expect("start Redis");
+    let tls = RedisServer::start_with(RedisOptions {
+        tls: Some(RedisTls::new(&certs, false)),
+        ..RedisOptions::default()
+    })
+    .expect("start Redis with TLS");
+    let rt = benches::runtime();
+    let url = tls.tls_url().expect("a rediss:// URL");
+    let rows = rt.block_on(report::redis_tls_rows(&plain.url(), &url, &certs.ca()));
+    bench_rows(c, &rt, "tls/redis", &rows, &[64]);
+}
+
 fn bookkeeping(c: &mut Criterion) {
     let rt = benches::runtime();
     // 1 task: checkout and return back to back; 64 tasks: each holds its
@@ -132,6 +162,8 @@ criterion_group!(
     exhaustion_redis,
     validation_postgres,
     validation_redis,
+    tls_postgres,
+    tls_redis,
     bookkeeping,
     timeout
 );

@@ -2,7 +2,7 @@
 //! bb8-redis, deadpool and bb8 around a counter) and the no-pool ceiling.
 
 use crate::driver::Subject;
-use bb8_redis::redis::{self, aio::MultiplexedConnection};
+use bb8_redis::redis::{self, aio::MultiplexedConnection, IntoConnectionInfo};
 use bb8_redis::RedisConnectionManager;
 use deadpool_postgres::{ManagerConfig, RecyclingMethod};
 use pool_core::redact::SecretUrl;
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Connections in every pool (and dedicated connections of the ceiling).
 pub const CONNECTIONS: usize = 8;
@@ -88,6 +89,26 @@ impl DeadpoolPg {
                 recycling_method: method,
             },
         );
+        Self::with_manager(manager)
+    }
+
+    /// The same over TLS (`sslmode=require` to tokio-postgres) with
+    /// `connector` (give it our pool's, [`pool_postgres::tls::PgTls::rustls_connector`],
+    /// so that both verify and encrypt alike). `url` has no TLS parameters.
+    pub fn tls(url: &str, connector: MakeRustlsConnect, method: RecyclingMethod) -> Self {
+        let mut config = tokio_postgres::Config::from_str(url).expect("valid URL");
+        config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            connector,
+            ManagerConfig {
+                recycling_method: method,
+            },
+        );
+        Self::with_manager(manager)
+    }
+
+    fn with_manager(manager: deadpool_postgres::Manager) -> Self {
         let pool = deadpool_postgres::Pool::builder(manager)
             .max_size(CONNECTIONS)
             .build()
@@ -185,8 +206,10 @@ pub struct Bb8Redis(pub bb8::Pool<RedisConnectionManager>);
 
 impl Bb8Redis {
     /// Builds the pool (bb8 starts its reaper on the current runtime).
-    pub async fn new(url: &str, test_on_check_out: bool) -> Self {
-        let manager = RedisConnectionManager::new(url).expect("valid URL");
+    /// `info`: a URL, or connection info built by pool-redis (TLS with a
+    /// private CA).
+    pub async fn new(info: impl IntoConnectionInfo, test_on_check_out: bool) -> Self {
+        let manager = RedisConnectionManager::new(info).expect("valid URL");
         let pool = bb8::Pool::builder()
             .max_size(CONNECTIONS as u32)
             .test_on_check_out(test_on_check_out)
@@ -217,9 +240,9 @@ impl Subject for Bb8Redis {
 pub struct NoPoolRedis(Vec<Mutex<MultiplexedConnection>>);
 
 impl NoPoolRedis {
-    /// Opens the 8 connections.
-    pub async fn connect(url: &str) -> Result<Self, String> {
-        let client = redis::Client::open(url).map_err(err)?;
+    /// Opens the 8 connections (`info` as for [`Bb8Redis::new`]).
+    pub async fn connect(info: impl IntoConnectionInfo) -> Result<Self, String> {
+        let client = redis::Client::open(info).map_err(err)?;
         let mut conns = Vec::with_capacity(CONNECTIONS);
         for _ in 0..CONNECTIONS {
             let conn = client

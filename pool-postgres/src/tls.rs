@@ -87,6 +87,13 @@ impl PgTls {
         self.opts.mode
     }
 
+    /// The rustls connector the connections use (`None` for `disable`),
+    /// for a raw pool that should speak TLS exactly as ours does (the
+    /// benches).
+    pub fn rustls_connector(&self) -> Option<&MakeRustlsConnect> {
+        self.connector.as_ref()
+    }
+
     /// Connects per the mode (see the module docs) and spawns the
     /// connection task.
     pub async fn connect(

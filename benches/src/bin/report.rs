@@ -9,7 +9,7 @@
 //!   --tries N       timed-out checkouts per pool (default 50)
 //!   --only LIST     comma-separated sections: pg (= pg-exhaustion and
 //!                   pg-validation), redis (= redis-exhaustion and
-//!                   redis-validation), bookkeeping, timeout
+//!                   redis-validation), tls, bookkeeping, timeout
 //!   --workers N     tokio worker threads (default: one per core)
 //!   --quick         a smoke run: 200 ms windows, 1 round, 10 tries
 //! ```
@@ -18,7 +18,9 @@
 
 use benches::report::{self, names, ExhaustionRow, Goal, Plan};
 use benches::subjects::Hold;
-use pool_testkit::{PgServer, RedisServer};
+use pool_testkit::{
+    HbaTls, PgOptions, PgServer, PgTls, RedisOptions, RedisServer, RedisTls, TestCerts, TLS_HOST,
+};
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ struct Args {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: report [--window-ms N] [--rounds N] [--tries N] [--workers N] [--only pg,pg-exhaustion,pg-validation,redis,redis-exhaustion,redis-validation,bookkeeping,timeout] [--quick]"
+        "usage: report [--window-ms N] [--rounds N] [--tries N] [--workers N] [--only pg,pg-exhaustion,pg-validation,redis,redis-exhaustion,redis-validation,tls,bookkeeping,timeout] [--quick]"
     );
     std::process::exit(2)
 }
@@ -224,6 +226,9 @@ async fn main_async(args: Args) {
         }
     }
     drop(redis);
+    if sections.wants("tls") {
+        tls(&plan, &mut goals).await;
+    }
     if sections.wants("bookkeeping") {
         bookkeeping(&plan, &mut goals).await;
     }
@@ -345,6 +350,68 @@ async fn redis_exhaustion(r: &RedisServer, plan: &Plan, goals: &mut Vec<Goal>) {
             let ceiling = find(facts, names::NO_POOL_REDIS);
             fairness_goals(goals, "Redis", *tasks, ours, ceiling);
         }
+    }
+}
+
+/// Tasks of the TLS workload (on 8 connections).
+const TLS_TASKS: usize = 64;
+
+/// The TLS tables: each backend's subjects in plaintext and over TLS,
+/// interleaved in one run against private servers with the test
+/// certificates (verified: chain and host name). Goal: ours ÷ each raw
+/// subject over TLS at least 95% of the same ratio in plaintext.
+async fn tls(plan: &Plan, goals: &mut Vec<Goal>) {
+    out(&format!(
+        "## TLS: plaintext and TLS rows interleaved in one run ({TLS_TASKS} tasks on 8 connections)\n"
+    ));
+    let certs = TestCerts::generate().expect("make the test certificates");
+    eprintln!("starting PostgreSQL with TLS ...");
+    let pg = PgServer::start_with(PgOptions {
+        tls: Some(PgTls::new(&certs, HbaTls::SslOrPlain)),
+        ..PgOptions::default()
+    })
+    .expect("start the private PostgreSQL server with TLS");
+    eprintln!("PostgreSQL: TLS, {TLS_TASKS} tasks ...");
+    let rows = report::pg_tls_rows(&pg.url_at(TLS_HOST), &certs.ca());
+    let measured = report::measure(&rows, TLS_TASKS, plan, false).await;
+    drop(rows);
+    drop(pg);
+    let (table, facts) = report::tls_table(
+        "PostgreSQL: checkout → `SELECT 1` → return; TLS = `sslmode=verify-full` (raw deadpool-postgres with our pool's rustls connector)",
+        &measured,
+    );
+    out(&table);
+    goals.extend(facts.iter().map(|f| tls_goal("PostgreSQL", f)));
+
+    eprintln!("starting Redis, plaintext and TLS ...");
+    let plain = RedisServer::start().expect("start the private Redis server");
+    let tls = RedisServer::start_with(RedisOptions {
+        tls: Some(RedisTls::new(&certs, false)),
+        ..RedisOptions::default()
+    })
+    .expect("start the private Redis server with TLS");
+    eprintln!("Redis: TLS, {TLS_TASKS} tasks ...");
+    let url = tls.tls_url().expect("a rediss:// URL");
+    let rows = report::redis_tls_rows(&plain.url(), &url, &certs.ca()).await;
+    let measured = report::measure(&rows, TLS_TASKS, plan, false).await;
+    drop(rows);
+    let (table, facts) = report::tls_table(
+        "Redis: checkout → `PING` → return; TLS = `rediss://` verified against the test CA (raw rows with our pool's connection info)",
+        &measured,
+    );
+    out(&table);
+    goals.extend(facts.iter().map(|f| tls_goal("Redis", f)));
+}
+
+fn tls_goal(backend: &str, f: &report::TlsFacts) -> Goal {
+    Goal {
+        what: format!(
+            "{backend} over TLS, {TLS_TASKS} tasks on 8: ours ÷ {} (plaintext in the same run: {:.2}x)",
+            f.raw, f.plain
+        ),
+        measured: format!("{:.2}x", f.tls),
+        target: format!("≥ {:.2}x (plaintext − 5%)", f.plain * 0.95),
+        met: Some(f.tls >= f.plain * 0.95),
     }
 }
 

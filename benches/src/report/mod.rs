@@ -25,9 +25,10 @@ pub use probe::{
 };
 pub use tables::{
     bookkeeping_table, exhaustion_table, fmt_dur, goals_table, median_ratio, paired_ratio,
-    timeout_table, validation_table, BookkeepingFacts, ExhaustionRow, Goal, TimeoutFacts,
+    timeout_table, tls_table, validation_table, BookkeepingFacts, ExhaustionRow, Goal,
+    TimeoutFacts, TlsFacts,
 };
 pub use workloads::{
-    bookkeeping_rows, names, pg_rows, pg_validation_rows, redis_rows, redis_validation_rows,
-    timeout_rows,
+    bookkeeping_rows, names, pg_rows, pg_tls_rows, pg_validation_rows, redis_rows, redis_tls_rows,
+    redis_validation_rows, timeout_rows,
 };

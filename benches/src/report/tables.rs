@@ -412,3 +412,59 @@ pub fn goals_table(goals: &[Goal]) -> String {
     }
     t
 }
+
+/// What the TLS table found for one raw subject: ours ÷ it, in plaintext
+/// and over TLS, each the median of the per-round ratios of the same run.
+#[derive(Debug, Clone)]
+pub struct TlsFacts {
+    /// The raw subject.
+    pub raw: String,
+    /// Ours ÷ it, plaintext.
+    pub plain: f64,
+    /// Ours ÷ it, TLS.
+    pub tls: f64,
+}
+
+/// The TLS table: `rows` holds n subjects in plaintext, then the same n
+/// over TLS, ours first in each half. One line per subject: throughput
+/// both ways, TLS ÷ plaintext, and ours ÷ the subject both ways.
+pub fn tls_table(title: &str, rows: &[Measured]) -> (String, Vec<TlsFacts>) {
+    let n = rows.len() / 2;
+    let mut t = String::new();
+    let _ = writeln!(t, "### {title}\n");
+    let _ = writeln!(
+        t,
+        "| subject | plaintext ops/s | TLS ops/s | TLS ÷ plaintext | ours ÷ it, plaintext | ours ÷ it, TLS |\n|---|---:|---:|---:|---:|---:|"
+    );
+    let mut facts = Vec::new();
+    for i in 0..n {
+        let (plain, tls) = (&rows[i], &rows[n + i]);
+        let (vs_plain, vs_tls) = (paired_ratio(&rows[0], plain), paired_ratio(&rows[n], tls));
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} | {:.2}x | {} | {} |",
+            plain.name,
+            fmt_rate(plain.stats.ops_per_sec()),
+            fmt_rate(tls.stats.ops_per_sec()),
+            paired_ratio(tls, plain),
+            if i == 0 {
+                "–".into()
+            } else {
+                format!("{vs_plain:.2}x")
+            },
+            if i == 0 {
+                "–".into()
+            } else {
+                format!("{vs_tls:.2}x")
+            },
+        );
+        if i > 0 {
+            facts.push(TlsFacts {
+                raw: plain.name.clone(),
+                plain: vs_plain,
+                tls: vs_tls,
+            });
+        }
+    }
+    (t, facts)
+}

@@ -7,6 +7,8 @@ use crate::subjects::{
     OursCounter, OursPg, OursRedis,
 };
 use deadpool_postgres::RecyclingMethod;
+use pool_core::tls::Sourced;
+use std::path::Path;
 use std::time::Duration;
 
 /// Row names, stable: the docs and the goal checks refer to them.
@@ -78,6 +80,72 @@ pub async fn redis_rows(url: &str) -> Vec<Row> {
             NoPoolRedis::connect(url).await.expect("connect to Redis"),
         ),
     ]
+}
+
+/// The TLS rows for PostgreSQL, plaintext first, then the same subjects
+/// over TLS, against one server that accepts both (`url`: by the name on
+/// its certificate, no parameters): ours (`sslmode=disable`, then
+/// `verify-full` against `ca`) and raw deadpool-postgres Fast (plaintext,
+/// then with our pool's own rustls connector). See [`crate::report::tls_table`].
+pub fn pg_tls_rows(url: &str, ca: &Path) -> Vec<Row> {
+    let plain = format!("{url}?sslmode=disable");
+    let tls = format!("{url}?sslmode=verify-full&sslrootcert={}", ca.display());
+    let connector = pool_postgres::manager::pg_tls(&crate::subjects::our_settings(&tls))
+        .expect("valid TLS settings")
+        .rustls_connector()
+        .cloned()
+        .expect("a TLS connector for verify-full");
+    let ours_plain = OursPg::new(&plain, |_| {});
+    let ours_tls = OursPg::new(&tls, |_| {});
+    vec![
+        Row::new("ours-plain", names::OURS_PG, ours_plain),
+        Row::new(
+            "deadpool-fast-plain",
+            names::DEADPOOL_FAST,
+            DeadpoolPg::new(&plain, RecyclingMethod::Fast),
+        ),
+        Row::new("ours-tls", names::OURS_PG, ours_tls),
+        Row::new(
+            "deadpool-fast-tls",
+            names::DEADPOOL_FAST,
+            DeadpoolPg::tls(url, connector, RecyclingMethod::Fast),
+        ),
+    ]
+}
+
+/// The TLS rows for Redis, plaintext first (`plain_url`), then the same
+/// subjects over TLS (`tls_url`, `rediss://` by the name on the
+/// certificate, verified against `ca`): ours, bb8-redis (defaults) and no
+/// pool; the raw ones use the connection info our pool builds (the same
+/// TLS parameters and TCP options).
+pub async fn redis_tls_rows(plain_url: &str, tls_url: &str, ca: &Path) -> Vec<Row> {
+    let settings = |url: &str, ca: Option<&Path>| {
+        let mut s = crate::subjects::our_settings(url);
+        s.url_var = "REDIS_URL".into();
+        s.tls.root_cert = ca.map(|c| Sourced::new(c.display().to_string(), "REDIS_TLS_CA_FILE"));
+        s
+    };
+    let mut rows = Vec::new();
+    for (suffix, url, ca) in [("plain", plain_url, None), ("tls", tls_url, Some(ca))] {
+        let s = settings(url, ca);
+        let info = pool_redis::manager::connection_info(&s).expect("valid Redis settings");
+        rows.push(Row::new(
+            &format!("ours-{suffix}"),
+            names::OURS_REDIS,
+            OursRedis::new(url, |o| o.tls = s.tls.clone()),
+        ));
+        rows.push(Row::new(
+            &format!("bb8-{suffix}"),
+            names::BB8_REDIS,
+            Bb8Redis::new(info.clone(), true).await,
+        ));
+        rows.push(Row::new(
+            &format!("no-pool-{suffix}"),
+            names::NO_POOL_REDIS,
+            NoPoolRedis::connect(info).await.expect("connect to Redis"),
+        ));
+    }
+    rows
 }
 
 /// The three validation settings of our pools.
