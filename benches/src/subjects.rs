@@ -166,7 +166,7 @@ impl Subject for NoPoolPg {
 // ------------------------------------------------------------------ Redis
 
 /// One Redis round trip: `PING`.
-async fn ping(conn: &mut MultiplexedConnection) -> redis::RedisResult<()> {
+async fn ping(conn: &mut (impl redis::aio::ConnectionLike + Send)) -> redis::RedisResult<()> {
     let pong: String = redis::cmd("PING").query_async(conn).await?;
     debug_assert_eq!(pong, "PONG");
     Ok(())
@@ -194,7 +194,7 @@ impl Subject for OursRedis {
     }
 
     async fn round_trip(&self, conn: &mut Self::Conn<'_>) -> Result<(), String> {
-        let r = ping(conn).await;
+        let r = ping(&mut **conn).await;
         conn.observe(r).map_err(err)
     }
 }
@@ -228,7 +228,7 @@ impl Subject for Bb8Redis {
     }
 
     async fn round_trip(&self, conn: &mut Self::Conn<'_>) -> Result<(), String> {
-        ping(conn).await.map_err(err)
+        ping(&mut **conn).await.map_err(err)
     }
 }
 
@@ -263,7 +263,7 @@ impl Subject for NoPoolRedis {
     }
 
     async fn round_trip(&self, conn: &mut Self::Conn<'_>) -> Result<(), String> {
-        ping(conn).await.map_err(err)
+        ping(&mut **conn).await.map_err(err)
     }
 }
 

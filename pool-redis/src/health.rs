@@ -14,7 +14,7 @@
 //! ```
 
 use crate::manager::RedisManager;
-use bb8_redis::redis::{self, aio::MultiplexedConnection, RedisError};
+use bb8_redis::redis::{self, aio::ConnectionLike, RedisError};
 pub use pool_core::health::{HealthCheck, HealthReport, HealthStatus};
 
 /// The key prefix used by health checks, so they never touch application
@@ -24,7 +24,7 @@ pub const HEALTH_KEY_PREFIX: &str = "pool-redis:health:";
 /// Writes a namespaced key with a short TTL, reads it back and deletes it.
 /// Proves the server accepts writes (not a read-only replica, not out of
 /// memory) as well as reads.
-pub async fn read_write_check(conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+pub async fn read_write_check(conn: &mut (impl ConnectionLike + Send)) -> Result<(), RedisError> {
     let key = format!(
         "{HEALTH_KEY_PREFIX}{}:{}",
         std::process::id(),

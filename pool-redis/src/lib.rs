@@ -1,8 +1,9 @@
 //! A resilient Redis pool with the same contract as the PostgreSQL one.
 //!
-//! Connections are made and pinged by `bb8-redis`'s
-//! [`RedisConnectionManager`](bb8_redis::RedisConnectionManager) (multiplexed
-//! connections); the pool around them is `pool-core`'s engine. That fixes the
+//! Connections are redis-rs multiplexed connections opened with redis-rs's
+//! own connection config ([`RedisManager`]) and wrapped in [`RedisConn`]
+//! (the per-command `REDIS_COMMAND_TIMEOUT`, what a caller left behind);
+//! the pool around them is `pool-core`'s engine. That fixes the
 //! three measured weaknesses of bb8 alone: waiters are served in FIFO order
 //! (bb8 lets returning connections be taken by tasks that did not wait), the
 //! checkout `PING` is skipped inside the bypass window (bb8 pings on every

@@ -1,23 +1,27 @@
 //! Opening and validating Redis connections.
 
-use bb8::ManageConnection;
 use bb8_redis::redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use bb8_redis::redis::{
-    aio::MultiplexedConnection, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
-    IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError, TlsCertificates,
+    self, aio::MultiplexedConnection, AsyncConnectionConfig, ClientTlsConfig, ConnectionAddr,
+    ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisConnectionInfo, RedisError,
+    TlsCertificates,
 };
-use bb8_redis::RedisConnectionManager;
 use pool_core::tcp::TcpOptions;
 use pool_core::url::HostAddr;
 use pool_core::{
     Backend, ConnUrl, ErrorClass, Manager, PoolSettings, ResetOnReturn, Returned, SettingsError,
 };
 
-use crate::conn::RedisConn;
+use crate::conn::{CommandTimeout, RedisConn};
 
-/// Makes multiplexed connections and pings them with `bb8-redis`'s manager.
+/// Makes multiplexed connections through redis-rs's own connection config
+/// (`REDIS_CONNECT_TIMEOUT` as its connection timeout, no response timeout
+/// of its own: [`RedisConn`] applies `REDIS_COMMAND_TIMEOUT` per command)
+/// and pings them.
 pub struct RedisManager {
-    inner: RedisConnectionManager,
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    command_timeout: CommandTimeout,
     info: ConnectionInfo,
     target: String,
     /// `REDIS_CONNECT_INIT_COMMANDS`, split into commands and arguments.
@@ -61,21 +65,21 @@ impl std::fmt::Debug for RedisManager {
 }
 
 impl RedisManager {
-    /// Builds a manager from settings: parses `REDIS_URL` and applies TCP
-    /// keepalive and `tcp_user_timeout`.
+    /// Builds a manager from settings: parses `REDIS_URL`, applies TCP
+    /// keepalive and `tcp_user_timeout`, `REDIS_CONNECT_TIMEOUT` and
+    /// `REDIS_COMMAND_TIMEOUT`.
     pub fn new(settings: &PoolSettings) -> Result<Self, SettingsError> {
         let info = connection_info(settings)?;
         let target = target_of(&info);
-        let inner =
-            RedisConnectionManager::new(info.clone()).map_err(|e| SettingsError::InvalidUrl {
-                variable: settings.url_var.clone(),
-                url: settings
-                    .url
-                    .as_ref()
-                    .map(|u| u.redacted())
-                    .unwrap_or_default(),
-                reason: pool_core::redact::redact_url(&e.to_string()),
-            })?;
+        let client = redis::Client::open(info.clone()).map_err(|e| SettingsError::InvalidUrl {
+            variable: settings.url_var.clone(),
+            url: settings
+                .url
+                .as_ref()
+                .map(|u| u.redacted())
+                .unwrap_or_default(),
+            reason: pool_core::redact::redact_url(&e.to_string()),
+        })?;
         let init_commands = init_commands(settings.connect_init.as_deref());
         let db = init_commands
             .iter()
@@ -83,8 +87,18 @@ impl RedisManager {
             .find(|c| c[0].eq_ignore_ascii_case("SELECT"))
             .and_then(|c| c.get(1)?.parse().ok())
             .unwrap_or(info.redis_settings().db());
+        // The pool bounds each attempt by `connect_timeout` too; redis-rs's
+        // own 1 s default would cut a longer one short.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(settings.connect_timeout))
+            .set_response_timeout(None);
         Ok(RedisManager {
-            inner,
+            client,
+            config,
+            command_timeout: CommandTimeout {
+                timeout: settings.command_timeout,
+                variable: command_timeout_var(settings).into(),
+            },
             info,
             target,
             init_commands,
@@ -92,6 +106,11 @@ impl RedisManager {
             reset: settings.reset_on_return,
             db,
         })
+    }
+
+    /// The configured `REDIS_COMMAND_TIMEOUT` (`None`: no limit).
+    pub fn command_timeout(&self) -> Option<std::time::Duration> {
+        self.command_timeout.timeout
     }
 
     /// Runs `hook` on every new connection before its first use, after
@@ -106,6 +125,18 @@ impl RedisManager {
     pub fn connection_info(&self) -> &ConnectionInfo {
         &self.info
     }
+}
+
+/// The variable of the command timeout, after the URL variable's prefix
+/// (`REDIS_URL` -> `REDIS_COMMAND_TIMEOUT`, `CACHE_URL` ->
+/// `CACHE_COMMAND_TIMEOUT`).
+fn command_timeout_var(settings: &PoolSettings) -> String {
+    let prefix = settings
+        .url_var
+        .strip_suffix("URL")
+        .filter(|p| !p.is_empty())
+        .unwrap_or(crate::ENV_PREFIX);
+    format!("{prefix}COMMAND_TIMEOUT")
 }
 
 /// Parses the URL in `settings` with the one grammar ([`pool_core::url`])
@@ -313,12 +344,16 @@ impl Manager for RedisManager {
     type Error = RedisError;
 
     async fn connect(&self) -> Result<RedisConn, RedisError> {
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        let mut conn = RedisConn::new(conn, self.db, self.command_timeout.clone());
         // Redis accepts connections while it loads its dataset and answers
         // every command with -LOADING; a PING proves the new connection
         // is usable before anyone gets it.
-        let mut conn = self.inner.connect().await?;
-        self.inner.is_valid(&mut conn).await?;
-        Ok(RedisConn::new(conn, self.db))
+        self.ping(&mut conn).await?;
+        Ok(conn)
     }
 
     async fn after_connect(&self, conn: &mut RedisConn) -> Result<(), RedisError> {
@@ -330,7 +365,15 @@ impl Manager for RedisManager {
     }
 
     async fn ping(&self, conn: &mut RedisConn) -> Result<(), RedisError> {
-        self.inner.is_valid(&mut conn.inner).await
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        match pong.as_str() {
+            "PONG" => Ok(()),
+            _ => Err((
+                redis::ErrorKind::UnexpectedReturnType,
+                "PING did not answer PONG",
+            )
+                .into()),
+        }
     }
 
     /// Free: what the caller left is what [`RedisConn`] noted as the
@@ -385,11 +428,11 @@ impl Manager for RedisManager {
         Ok(Returned::Reset)
     }
 
-    fn is_closed(&self, _conn: &RedisConn) -> bool {
+    fn is_closed(&self, conn: &RedisConn) -> bool {
         // redis-rs does not expose whether a multiplexed connection's
-        // driver has stopped; dead connections are caught by the ping
-        // outside the bypass window and by `Pooled::observe`.
-        false
+        // driver has stopped, but its errors say when the connection
+        // dropped; `RedisConn` remembers (and a command timeout).
+        conn.is_closed()
     }
 
     fn classify(&self, error: &RedisError) -> ErrorClass {

@@ -79,6 +79,8 @@ impl SettingsBuilder {
         validation_timeout: Duration => validation_timeout);
     setter!(/// Bound on one connection attempt.
         connect_timeout: Duration => connect_timeout);
+    setter!(/// Redis: bound on each command's answer (plus a blocking command's own timeout); `None` = no limit.
+        command_timeout: Option<Duration> => command_timeout);
     setter!(/// Idle time before TCP keepalive probes; `None` = off.
         tcp_keepalive: Option<Duration> => tcp_keepalive);
     setter!(/// `TCP_USER_TIMEOUT`; `None` = off.

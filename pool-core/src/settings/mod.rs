@@ -136,6 +136,10 @@ pub struct PoolSettings {
     /// Bound on one connection attempt.
     #[serde(with = "secs")]
     pub connect_timeout: Duration,
+    /// Redis: bound on the wait for each command's answer (a blocking
+    /// command's own timeout is added); `None` = no limit.
+    #[serde(with = "secs::option")]
+    pub command_timeout: Option<Duration>,
     /// Idle time before TCP keepalive probes; `None` = off.
     #[serde(with = "secs::option")]
     pub tcp_keepalive: Option<Duration>,
@@ -204,6 +208,7 @@ impl PoolSettings {
             pre_ping_window: Duration::ZERO,
             validation_timeout: Duration::ZERO,
             connect_timeout: Duration::ZERO,
+            command_timeout: None,
             tcp_keepalive: None,
             tcp_user_timeout: None,
             retry: RetryPolicy::default(),
@@ -310,6 +315,7 @@ pub(crate) fn validate(
         ("pool_recycle", s.pool_recycle),
         ("pool_validation_timeout", Some(s.validation_timeout)),
         ("connect_timeout", Some(s.connect_timeout)),
+        ("command_timeout", s.command_timeout),
         ("tcp_keepalive", s.tcp_keepalive),
         ("tcp_user_timeout", s.tcp_user_timeout),
         ("retry_initial_delay", Some(s.retry.initial)),
@@ -557,6 +563,29 @@ mod tests {
         assert!(s.url.is_none());
         let err = s.require_url().unwrap_err().to_string();
         assert!(err.contains("DATABASE_URL"), "{err}");
+    }
+
+    #[test]
+    fn the_redis_command_timeout_is_off_by_default_and_named_in_errors() {
+        let redis = |vars: &[(&str, &str)]| {
+            SettingsSource::new("REDIS_", "REDIS_URL")
+                .vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+                .load()
+        };
+        assert_eq!(redis(&[]).unwrap().command_timeout, None);
+        let s = redis(&[("REDIS_COMMAND_TIMEOUT", "0.25")]).unwrap();
+        assert_eq!(s.command_timeout, Some(Duration::from_millis(250)));
+        let s = redis(&[("REDIS_COMMAND_TIMEOUT", "0")]).unwrap();
+        assert_eq!(s.command_timeout, None);
+        for bad in ["-3", "soon", "1e12"] {
+            let err = redis(&[("REDIS_COMMAND_TIMEOUT", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("REDIS_COMMAND_TIMEOUT") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

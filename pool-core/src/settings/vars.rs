@@ -94,9 +94,18 @@ pub const VARS: &[Var] = &[
     Var {
         key: "connect_timeout",
         default: "5",
-        doc: "seconds one connection attempt may take (Redis: redis-rs also caps each attempt at 1 s)",
+        doc: "seconds one connection attempt may take (Redis: passed to redis-rs as its connection timeout, replacing its 1 s default)",
         apply: |s, v| {
             s.connect_timeout = v.seconds()?;
+            Ok(())
+        },
+    },
+    Var {
+        key: "command_timeout",
+        default: "0",
+        doc: "Redis: seconds to wait for the answer to each command (or pipeline) sent through a pooled connection; then the command fails with a `timeout` error naming this setting and the connection is discarded. A blocking command waits its own timeout plus this one (`BLPOP key 2`: 2 s + this), or without limit when its own timeout is `0` (BLPOP, BRPOP, BRPOPLPUSH, BLMOVE, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP, XREAD/XREADGROUP with BLOCK, WAIT, WAITAOF). `0` = no limit (the default: a command waits as long as the server takes; a dead peer or a cut network is still noticed through `TCP_USER_TIMEOUT`). PostgreSQL: not used (use `statement_timeout`)",
+        apply: |s, v| {
+            s.command_timeout = v.seconds_or_off(0.0, "for no limit")?;
             Ok(())
         },
     },
