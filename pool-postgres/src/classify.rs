@@ -2,11 +2,13 @@
 //!
 //! | error | class |
 //! |---|---|
-//! | SQLSTATE 28P01, 28000 (authentication), 3D000 (no such database), 42501 on connect, bad configuration, a TLS certificate rejected either way | fatal |
-//! | SQLSTATE 57P03 (starting up, recovery, hot standby off), 53300 (too many clients), 53xxx (out of resources), refused connect, DNS failure | unavailable |
-//! | SQLSTATE class 08, 57P01 (admin shutdown), 57P02 (crash shutdown), closed connection, I/O error | disconnected |
-//! | SQLSTATE 57014 on a timeout, connect timeout | timeout |
-//! | anything else (syntax, constraints, types) | query |
+//! | SQLSTATE 28P01, 28000 (authentication), 3D000 (no such database), 57P04 (the database was dropped while connecting), 42501 (insufficient privilege, at connect or later), bad configuration, a TLS certificate rejected either way | fatal |
+//! | SQLSTATE 57P03 (starting up, recovery, hot standby off), 53300 (too many clients), refused connect, DNS failure | unavailable |
+//! | SQLSTATE class 08, 57P01 (admin shutdown), 57P02 (crash shutdown), 57P05 (idle session timeout), 25P03 (idle in transaction timeout), 25P04 (transaction timeout), closed connection, I/O error | disconnected |
+//! | SQLSTATE 25006 (read-only transaction: a demoted primary, a standby) | read_only |
+//! | connect timeout, an I/O timeout | timeout |
+//! | SQLSTATE class 53 but 53300 (53000 insufficient resources, 53100 disk full, 53200 out of memory, 53400 a configured limit such as `temp_file_limit`) | resources |
+//! | anything else: syntax, constraints, types, 57014 (query canceled: `statement_timeout` or a cancel request; the session is idle and sound afterwards) | query |
 
 use pool_core::ErrorClass;
 use std::io;
@@ -75,11 +77,13 @@ pub fn error_message(e: &tokio_postgres::Error) -> String {
 pub fn classify_sqlstate(code: &SqlState) -> ErrorClass {
     let c = code.code();
     match c {
-        "28P01" | "28000" | "3D000" | "42501" => ErrorClass::Fatal,
+        "28P01" | "28000" | "3D000" | "57P04" | "42501" => ErrorClass::Fatal,
         "57P03" | "53300" => ErrorClass::Unavailable,
-        "57P01" | "57P02" => ErrorClass::Disconnected,
+        // Server-side session ends: the server closes the connection.
+        "57P01" | "57P02" | "57P05" | "25P03" | "25P04" => ErrorClass::Disconnected,
+        "25006" => ErrorClass::ReadOnly,
         _ if c.starts_with("08") => ErrorClass::Disconnected,
-        _ if c.starts_with("53") => ErrorClass::Unavailable,
+        _ if c.starts_with("53") => ErrorClass::Resources,
         _ => ErrorClass::Query,
     }
 }
@@ -122,15 +126,32 @@ mod tests {
                 ErrorClass::Fatal,
             ),
             (SqlState::INVALID_CATALOG_NAME, ErrorClass::Fatal),
+            (SqlState::DATABASE_DROPPED, ErrorClass::Fatal),
+            (SqlState::INSUFFICIENT_PRIVILEGE, ErrorClass::Fatal),
             (SqlState::CANNOT_CONNECT_NOW, ErrorClass::Unavailable),
             (SqlState::TOO_MANY_CONNECTIONS, ErrorClass::Unavailable),
             (SqlState::ADMIN_SHUTDOWN, ErrorClass::Disconnected),
             (SqlState::CRASH_SHUTDOWN, ErrorClass::Disconnected),
+            (SqlState::from_code("57P05"), ErrorClass::Disconnected),
+            (
+                SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                ErrorClass::Disconnected,
+            ),
+            (SqlState::from_code("25P04"), ErrorClass::Disconnected),
             (SqlState::CONNECTION_FAILURE, ErrorClass::Disconnected),
             (SqlState::CONNECTION_EXCEPTION, ErrorClass::Disconnected),
+            (SqlState::READ_ONLY_SQL_TRANSACTION, ErrorClass::ReadOnly),
+            (SqlState::INSUFFICIENT_RESOURCES, ErrorClass::Resources),
+            (SqlState::DISK_FULL, ErrorClass::Resources),
+            (SqlState::OUT_OF_MEMORY, ErrorClass::Resources),
+            (
+                SqlState::CONFIGURATION_LIMIT_EXCEEDED,
+                ErrorClass::Resources,
+            ),
             (SqlState::SYNTAX_ERROR, ErrorClass::Query),
             (SqlState::UNIQUE_VIOLATION, ErrorClass::Query),
             (SqlState::QUERY_CANCELED, ErrorClass::Query),
+            (SqlState::T_R_SERIALIZATION_FAILURE, ErrorClass::Query),
         ];
         for (code, class) in cases {
             assert_eq!(classify_sqlstate(&code), class, "{}", code.code());

@@ -2,11 +2,13 @@
 //!
 //! | error | class |
 //! |---|---|
-//! | `-NOAUTH`, `-WRONGPASS`, authentication failed, invalid client config, a TLS certificate rejected either way | fatal |
-//! | `-LOADING`, `-MASTERDOWN`, `-TRYAGAIN`, `-CLUSTERDOWN`, refused connect, DNS failure | unavailable |
-//! | I/O error, dropped connection, `-READONLY` (a failover demoted the node) | disconnected |
-//! | response or connect timed out | timeout |
-//! | anything else (wrong type, bad arguments, `-NOPERM` for a command) | query |
+//! | `-NOAUTH`, `-WRONGPASS`, `-ERR DB index is out of range`, authentication failed, invalid client config, a TLS certificate rejected either way | fatal |
+//! | `-LOADING`, `-MASTERDOWN`, refused connect, DNS failure | unavailable |
+//! | I/O error, dropped connection | disconnected |
+//! | `-READONLY` (a replica; a failover demoted the node) | read_only |
+//! | response or connect timed out (`REDIS_COMMAND_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`) | timeout |
+//! | `-OOM` (`maxmemory` reached), `-BUSY` (a script running), `-MISCONF` (snapshots failing), `-NOREPLICAS` (`min-replicas-to-write`), `-TRYAGAIN` and `-CLUSTERDOWN` (this client is not a cluster client) | resources |
+//! | anything else (wrong type, bad arguments, `-NOPERM` for a command, `-BUSYKEY`, `-EXECABORT`) | query |
 
 use bb8_redis::redis::{ErrorKind, RedisError, ServerErrorKind};
 use pool_core::ErrorClass;
@@ -54,10 +56,14 @@ pub fn classify(e: &RedisError) -> ErrorClass {
     }
     match e.code() {
         Some("NOAUTH" | "WRONGPASS") => return ErrorClass::Fatal,
-        Some("LOADING" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN") => {
-            return ErrorClass::Unavailable
+        Some("LOADING" | "MASTERDOWN") => return ErrorClass::Unavailable,
+        Some("READONLY") => return ErrorClass::ReadOnly,
+        // The server refuses this command for now; the connection is
+        // sound. TRYAGAIN and CLUSTERDOWN only come from a cluster node,
+        // which this (non-cluster) client cannot follow anyway.
+        Some("OOM" | "BUSY" | "MISCONF" | "NOREPLICAS" | "TRYAGAIN" | "CLUSTERDOWN") => {
+            return ErrorClass::Resources
         }
-        Some("READONLY") => return ErrorClass::Disconnected,
         _ => {}
     }
     // A certificate rejected either way stays wrong until someone changes it.
@@ -66,13 +72,13 @@ pub fn classify(e: &RedisError) -> ErrorClass {
     }
     match e.kind() {
         ErrorKind::AuthenticationFailed | ErrorKind::InvalidClientConfig => ErrorClass::Fatal,
-        ErrorKind::Server(
-            ServerErrorKind::BusyLoading
-            | ServerErrorKind::MasterDown
-            | ServerErrorKind::TryAgain
-            | ServerErrorKind::ClusterDown,
-        ) => ErrorClass::Unavailable,
-        ErrorKind::Server(ServerErrorKind::ReadOnly) => ErrorClass::Disconnected,
+        ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown) => {
+            ErrorClass::Unavailable
+        }
+        ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown) => {
+            ErrorClass::Resources
+        }
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => ErrorClass::ReadOnly,
         ErrorKind::Io => {
             if e.is_timeout() {
                 ErrorClass::Timeout
@@ -110,6 +116,60 @@ mod tests {
         assert_eq!(classify(&refused), ErrorClass::Unavailable);
         assert_eq!(classify(&reset), ErrorClass::Disconnected);
         assert_eq!(classify(&timeout), ErrorClass::Timeout);
+    }
+
+    /// A server error as redis-rs parses the server's reply.
+    fn server_error(reply: &str) -> RedisError {
+        let value = bb8_redis::redis::parse_redis_value(reply.as_bytes()).expect("a RESP reply");
+        match value {
+            bb8_redis::redis::Value::ServerError(e) => e.into(),
+            other => panic!("{reply:?} parsed as {other:?}"),
+        }
+    }
+
+    /// The replies of Redis 7.0 (server.c's shared error objects), as sent.
+    /// READONLY, OOM, BUSY and NOREPLICAS are also provoked on a real server
+    /// in support/contract/tests/classify_redis.rs; MISCONF, TRYAGAIN and
+    /// CLUSTERDOWN are pinned here only (a failing RDB save and a cluster
+    /// are not practical in a test).
+    #[test]
+    fn server_replies_map_to_classes() {
+        let cases = [
+            ("-NOAUTH Authentication required.\r\n", ErrorClass::Fatal),
+            ("-WRONGPASS invalid username-password pair or user is disabled.\r\n", ErrorClass::Fatal),
+            ("-ERR DB index is out of range\r\n", ErrorClass::Fatal),
+            ("-LOADING Redis is loading the dataset in memory\r\n", ErrorClass::Unavailable),
+            (
+                "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n",
+                ErrorClass::Unavailable,
+            ),
+            ("-READONLY You can't write against a read only replica.\r\n", ErrorClass::ReadOnly),
+            ("-OOM command not allowed when used memory > 'maxmemory'.\r\n", ErrorClass::Resources),
+            (
+                "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n",
+                ErrorClass::Resources,
+            ),
+            (
+                "-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.\r\n",
+                ErrorClass::Resources,
+            ),
+            ("-NOREPLICAS Not enough good replicas to write.\r\n", ErrorClass::Resources),
+            ("-TRYAGAIN Multiple keys request during rehashing of slot\r\n", ErrorClass::Resources),
+            ("-CLUSTERDOWN The cluster is down\r\n", ErrorClass::Resources),
+            ("-BUSYKEY Target key name already exists.\r\n", ErrorClass::Query),
+            (
+                "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+                ErrorClass::Query,
+            ),
+            ("-NOPERM this user has no permissions to run the 'get' command\r\n", ErrorClass::Query),
+            ("-EXECABORT Transaction discarded because of previous errors.\r\n", ErrorClass::Query),
+            ("-ERR unknown command 'FOO'\r\n", ErrorClass::Query),
+        ];
+        for (reply, class) in cases {
+            let e = server_error(reply);
+            assert_eq!(classify(&e), class, "{reply:?} -> {e:?}");
+            assert!(!class.breaks_connection() || e.code().is_some());
+        }
     }
 
     #[test]
