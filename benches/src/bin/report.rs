@@ -314,6 +314,12 @@ async fn pg_exhaustion(pg: &PgServer, plan: &Plan, goals: &mut Vec<Goal>) {
                 ours.vs_ceiling,
                 0.9,
             ));
+            let none = find(facts, names::OURS_PG_NO_RESET);
+            goals.push(ratio_goal(
+                "PostgreSQL, 64 tasks on 8: reset on return rollback (default) / none".into(),
+                report::median_ratio(&ours.round_rates, &none.round_rates),
+                0.95,
+            ));
         }
         if *tasks >= 64 {
             let ceiling = find(facts, names::NO_POOL_PG);
@@ -337,6 +343,12 @@ async fn redis_exhaustion(r: &RedisServer, plan: &Plan, goals: &mut Vec<Goal>) {
                 "Redis, 64 tasks on 8, validation on: ours / no pool".into(),
                 ours.vs_ceiling,
                 0.9,
+            ));
+            let none = find(facts, names::OURS_REDIS_NO_RESET);
+            goals.push(ratio_goal(
+                "Redis, 64 tasks on 8: reset on return rollback (default) / none".into(),
+                report::median_ratio(&ours.round_rates, &none.round_rates),
+                0.95,
             ));
             let bb8 = find(facts, names::BB8_REDIS);
             goals.push(Goal {

@@ -15,6 +15,9 @@ use std::time::Duration;
 pub mod names {
     /// Our PostgreSQL pool, default settings (pre-ping on, 0.5 s window).
     pub const OURS_PG: &str = "ours (pool-postgres)";
+    /// Our PostgreSQL pool with `DB_POOL_RESET_ON_RETURN=none` (the
+    /// default row resets with `rollback`).
+    pub const OURS_PG_NO_RESET: &str = "ours, reset on return none";
     /// Raw deadpool-postgres, `RecyclingMethod::Fast`.
     pub const DEADPOOL_FAST: &str = "deadpool-postgres Fast";
     /// Raw deadpool-postgres, `RecyclingMethod::Verified`.
@@ -23,6 +26,8 @@ pub mod names {
     pub const NO_POOL_PG: &str = "no pool (8 dedicated clients)";
     /// Our Redis pool, default settings.
     pub const OURS_REDIS: &str = "ours (pool-redis)";
+    /// Our Redis pool with `REDIS_POOL_RESET_ON_RETURN=none`.
+    pub const OURS_REDIS_NO_RESET: &str = "ours, reset on return none (redis)";
     /// Raw bb8-redis, defaults (`test_on_check_out` = true).
     pub const BB8_REDIS: &str = "bb8-redis (defaults: PING on checkout)";
     /// 8 dedicated multiplexed connections.
@@ -43,12 +48,18 @@ pub mod names {
     pub const BB8_COUNTER_TESTED: &str = "bb8 (test_on_check_out = true)";
 }
 
-/// The PostgreSQL exhaustion rows: ours, deadpool Fast and Verified, no pool.
+/// The PostgreSQL exhaustion rows: ours (reset on return `rollback`, the
+/// default, and `none`), deadpool Fast and Verified, no pool.
 pub async fn pg_rows(url: &str) -> Vec<Row> {
     let ours = OursPg::new(url, |_| {});
     let pool = ours.0.clone();
     vec![
         Row::new("ours", names::OURS_PG, ours).with_counters(move || pool.status().counters),
+        Row::new(
+            "ours-no-reset",
+            names::OURS_PG_NO_RESET,
+            OursPg::new(url, |s| s.reset_on_return = pool_core::ResetOnReturn::None),
+        ),
         Row::new(
             "deadpool-fast",
             names::DEADPOOL_FAST,
@@ -67,12 +78,18 @@ pub async fn pg_rows(url: &str) -> Vec<Row> {
     ]
 }
 
-/// The Redis exhaustion rows: ours, bb8-redis (defaults), no pool.
+/// The Redis exhaustion rows: ours (reset on return `rollback`, the
+/// default, and `none`), bb8-redis (defaults), no pool.
 pub async fn redis_rows(url: &str) -> Vec<Row> {
     let ours = OursRedis::new(url, |_| {});
     let pool = ours.0.clone();
     vec![
         Row::new("ours", names::OURS_REDIS, ours).with_counters(move || pool.status().counters),
+        Row::new(
+            "ours-no-reset",
+            names::OURS_REDIS_NO_RESET,
+            OursRedis::new(url, |s| s.reset_on_return = pool_core::ResetOnReturn::None),
+        ),
         Row::new("bb8", names::BB8_REDIS, Bb8Redis::new(url, true).await),
         Row::new(
             "no-pool",
