@@ -18,10 +18,14 @@ use std::path::Path;
 /// The doc's ports for the sample servers.
 const DOC_PG_PORT: &str = "55432";
 const DOC_REDIS_PORT: &str = "56379";
+/// The doc's port that nothing listens on.
+const DOC_CLOSED_PORT: &str = "55433";
 
 /// The samples this test runs, by their `$` line.
-const SAMPLES: [&str; 3] = [
+const SAMPLES: [&str; 4] = [
     "wait-for-db doctor",
+    "wait-for-db doctor postgres://app:wrong@127.0.0.1:55432/app redis://:wrong@127.0.0.1:56379/0 \
+     tcp://127.0.0.1:55433 postgres://app:app-secret@postgress:5432/app",
     "DB_POOL_SIZE=90 DB_MAX_OVERFLOW=20 wait-for-db doctor",
     "wait-for-db --timeout 5 postgres://app:wrong-password@127.0.0.1:55432/app",
 ];
@@ -41,9 +45,17 @@ fn samples(doc: &str) -> Vec<Sample> {
             continue;
         };
         let lines: Vec<&str> = block.lines().collect();
-        let Some(command) = lines.first().and_then(|l| l.strip_prefix("$ ")) else {
+        let Some(first) = lines.first().and_then(|l| l.strip_prefix("$ ")) else {
             continue;
         };
+        // A command continued with `\` on the next lines.
+        let mut command = first.to_string();
+        let mut start = 1;
+        while command.ends_with('\\') && start < lines.len() {
+            command.pop();
+            command = format!("{} {}", command.trim_end(), lines[start].trim());
+            start += 1;
+        }
         let Some(echo) = lines.iter().position(|l| *l == "$ echo $?") else {
             continue;
         };
@@ -51,8 +63,8 @@ fn samples(doc: &str) -> Vec<Sample> {
             continue;
         };
         out.push(Sample {
-            command: command.to_string(),
-            output: lines[1..echo].iter().map(|l| l.to_string()).collect(),
+            command,
+            output: lines[start..echo].iter().map(|l| l.to_string()).collect(),
             code,
         });
     }
@@ -96,9 +108,11 @@ fn operations_doc_samples_match_what_the_binary_prints() {
         ..RedisOptions::default()
     })
     .unwrap();
+    let (closed, _) = common::refusing();
     let ports = |s: &str| {
         s.replace(DOC_PG_PORT, &pg.port().to_string())
             .replace(DOC_REDIS_PORT, &redis.port().to_string())
+            .replace(DOC_CLOSED_PORT, &closed.port().to_string())
     };
     let database_url = ports("postgres://app:app-secret@127.0.0.1:55432/app");
     let redis_url = ports("redis://:redis-secret@127.0.0.1:56379/0");
