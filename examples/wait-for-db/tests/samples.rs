@@ -8,6 +8,11 @@
 //! every other character of every line must match, in order, and the exit
 //! code too. A change to what `wait-for-db` prints fails here until the
 //! doc shows it.
+//!
+//! The waits that retry print one line per attempt, and how many attempts
+//! fit (and where a concurrent target's line falls among them) depends on
+//! the jitter: for those, repeated lines count once and the order is free;
+//! every distinct line must still be the doc's.
 
 mod common;
 
@@ -18,11 +23,16 @@ use std::path::Path;
 /// The doc's ports for the sample servers.
 const DOC_PG_PORT: &str = "55432";
 const DOC_REDIS_PORT: &str = "56379";
+/// The doc's port of a Redis replica whose master is unreachable.
+const DOC_REPLICA_PORT: &str = "56380";
 /// The doc's port that nothing listens on.
 const DOC_CLOSED_PORT: &str = "55433";
 
 /// The samples this test runs, by their `$` line.
-const SAMPLES: [&str; 4] = [
+const SAMPLES: [&str; 7] = [
+    "wait-for-db doctor redis://127.0.0.1:56380/0 postgres://app:app-secret@127.0.0.1:55432/app",
+    "wait-for-db --timeout 2",
+    "wait-for-db tcp://127.0.0.1:55433 & sleep 1.2; kill -TERM $!; wait $!",
     "wait-for-db doctor",
     "wait-for-db doctor postgres://app:wrong@127.0.0.1:55432/app redis://:wrong@127.0.0.1:56379/0 \
      tcp://127.0.0.1:55433 postgres://app:app-secret@postgress:5432/app",
@@ -108,20 +118,42 @@ fn operations_doc_samples_match_what_the_binary_prints() {
         ..RedisOptions::default()
     })
     .unwrap();
+    // "the same PostgreSQL restarted as a standby with hot_standby = off"
+    let standby = PgServer::start_with(PgOptions {
+        standby_57p03: true,
+        ..PgOptions::default()
+    })
+    .unwrap();
+    let replica = RedisServer::start_with(RedisOptions {
+        replica_of_unreachable_master: true,
+        ..RedisOptions::default()
+    })
+    .unwrap();
     let (closed, _) = common::refusing();
-    let ports = |s: &str| {
-        s.replace(DOC_PG_PORT, &pg.port().to_string())
+    // The samples of servers that are not ready use the standby.
+    let not_ready =
+        |command: &str| command.contains("--timeout 2") || command.contains(DOC_REPLICA_PORT);
+    let ports = |s: &str, pg_port: u16| {
+        s.replace(DOC_PG_PORT, &pg_port.to_string())
+            .replace(DOC_REPLICA_PORT, &replica.port().to_string())
             .replace(DOC_REDIS_PORT, &redis.port().to_string())
             .replace(DOC_CLOSED_PORT, &closed.port().to_string())
     };
-    let database_url = ports("postgres://app:app-secret@127.0.0.1:55432/app");
-    let redis_url = ports("redis://:redis-secret@127.0.0.1:56379/0");
+    let database_url = ports("postgres://app:app-secret@127.0.0.1:55432/app", pg.port());
+    let redis_url = ports("redis://:redis-secret@127.0.0.1:56379/0", pg.port());
 
     for wanted in SAMPLES {
         let sample = blocks
             .iter()
             .find(|b| b.command == wanted)
             .unwrap_or_else(|| panic!("docs/operations.md has no sample `$ {wanted}`"));
+        let retries = sample.command.contains("--timeout 2") || sample.command.contains("kill");
+        let pg_port = if not_ready(&sample.command) {
+            standby.port()
+        } else {
+            pg.port()
+        };
+        let database_url = database_url.replace(&pg.port().to_string(), &pg_port.to_string());
         let mut cmd = wait_for_db();
         cmd.env("DATABASE_URL", &database_url)
             .env("REDIS_URL", &redis_url);
@@ -131,8 +163,18 @@ fn operations_doc_samples_match_what_the_binary_prints() {
             words.next();
         }
         assert_eq!(words.next(), Some("wait-for-db"), "{wanted}");
-        cmd.args(words.map(ports));
-        let out = Running::spawn(cmd).finish();
+        // `wait-for-db ARGS & sleep 1.2; kill -TERM $!; wait $!`
+        let args: Vec<String> = words
+            .take_while(|w| *w != "&")
+            .map(|w| ports(w, pg_port))
+            .collect();
+        cmd.args(&args);
+        let running = Running::spawn(cmd);
+        if sample.command.contains("kill -TERM") {
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            running.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+        let out = running.finish();
         assert_eq!(out.code, Some(sample.code), "`$ {wanted}`: exit code");
         // A terminal shows the two streams interleaved; the doc shows one
         // after the other (either way round).
@@ -146,6 +188,16 @@ fn operations_doc_samples_match_what_the_binary_prints() {
         if printed != shown {
             let other: Vec<String> = stderr.chain(stdout).map(normalise).collect();
             if other == shown {
+                continue;
+            }
+            if retries {
+                let set =
+                    |v: &[String]| v.iter().cloned().collect::<std::collections::BTreeSet<_>>();
+                assert_eq!(
+                    set(&printed),
+                    set(&shown),
+                    "`$ {wanted}`: the distinct lines printed (left) are not the doc's (right)"
+                );
                 continue;
             }
         }
