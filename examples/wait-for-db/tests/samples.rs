@@ -207,6 +207,55 @@ fn operations_doc_samples_match_what_the_binary_prints() {
              (digits normalised; left: printed, right: the doc)"
         );
     }
+
+    // `--json`: the object printed has the doc's keys, shape and words.
+    let (command, shown) = json_sample(&doc);
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("wait-for-db"), "{command}");
+    let mut cmd = wait_for_db();
+    cmd.args(words.map(|w| ports(w, standby.port())));
+    let out = Running::spawn(cmd).finish();
+    let printed: serde_json::Value = serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("`$ {command}` printed no JSON ({e}):\n{}", out.stdout));
+    assert_eq!(
+        normalise_json(printed),
+        normalise_json(shown),
+        "`$ {command}` prints another object than docs/operations.md shows"
+    );
+}
+
+/// The doc's `--json` sample: the command in a `text` block, the object in
+/// the `json` block right after it.
+fn json_sample(doc: &str) -> (String, serde_json::Value) {
+    let start = doc
+        .find("```text\n$ wait-for-db --json")
+        .expect("docs/operations.md has no --json sample");
+    let rest = &doc[start + "```text\n$ ".len()..];
+    let command = rest.lines().next().unwrap().to_string();
+    let json = rest
+        .split("```json\n")
+        .nth(1)
+        .and_then(|j| j.split("\n```").next())
+        .expect("the --json sample's object");
+    (
+        command,
+        serde_json::from_str(json).expect("the doc's JSON parses"),
+    )
+}
+
+/// Numbers become 0 and strings are normalised: what stays is the shape,
+/// the keys and the words.
+fn normalise_json(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(_) => Value::from(0),
+        Value::String(s) => Value::String(normalise(&s)),
+        Value::Array(a) => Value::Array(a.into_iter().map(normalise_json).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, normalise_json(v))).collect())
+        }
+        other => other,
+    }
 }
 
 #[test]
