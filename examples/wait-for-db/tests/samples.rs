@@ -105,7 +105,7 @@ fn operations_doc_samples_match_what_the_binary_prints() {
     let doc = std::fs::read_to_string(&doc_path).unwrap();
     let blocks = samples(&doc);
 
-    let pg = PgServer::start_with(PgOptions {
+    let mut pg = PgServer::start_with(PgOptions {
         password: Some("pg-admin-secret".into()),
         ..PgOptions::default()
     })
@@ -207,6 +207,31 @@ fn operations_doc_samples_match_what_the_binary_prints() {
              (digits normalised; left: printed, right: the doc)"
         );
     }
+
+    // `wait-for-db -- sh -c '...'` while PostgreSQL comes up after a few
+    // attempts (the doc's server came up after 3 s).
+    let wanted = r#"wait-for-db -- sh -c 'echo "backend starting (PID $$)"'"#;
+    let sample = blocks
+        .iter()
+        .find(|b| b.command == wanted)
+        .unwrap_or_else(|| panic!("docs/operations.md has no sample `$ {wanted}`"));
+    pg.stop_fast().unwrap();
+    let mut cmd = wait_for_db();
+    cmd.env("DATABASE_URL", &database_url)
+        .env("REDIS_URL", &redis_url)
+        .args(["--", "sh", "-c", r#"echo "backend starting (PID $$)""#]);
+    let mut running = Running::spawn(cmd);
+    running.wait_for_line("attempt 3:", std::time::Duration::from_secs(20));
+    pg.start_again().unwrap();
+    let out = running.finish();
+    assert_eq!(out.code, Some(sample.code), "`$ {wanted}`: exit code");
+    let distinct =
+        |lines: &mut dyn Iterator<Item = String>| lines.collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(
+        distinct(&mut out.stdout.lines().chain(out.stderr.lines()).map(normalise)),
+        distinct(&mut sample.output.iter().map(|l| normalise(l))),
+        "`$ {wanted}`: the distinct lines printed (left) are not the doc's (right)"
+    );
 
     // `--json`: the object printed has the doc's keys, shape and words.
     let (command, shown) = json_sample(&doc);
