@@ -281,6 +281,17 @@ pub fn config_from(url: &ConnUrl) -> Result<Config, String> {
     Ok(config)
 }
 
+/// The port of the `i`-th host: its own, else the one port given for all
+/// (libpq's rule), else 5432.
+pub(crate) fn port_of(config: &Config, i: usize) -> u16 {
+    config
+        .get_ports()
+        .get(i)
+        .or_else(|| config.get_ports().first())
+        .copied()
+        .unwrap_or(5432)
+}
+
 /// `postgres://user@host:port/db`, never with the password.
 pub fn target_of(config: &Config) -> String {
     let hosts: Vec<String> = config
@@ -288,12 +299,7 @@ pub fn target_of(config: &Config) -> String {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let port = config
-                .get_ports()
-                .get(i)
-                .or_else(|| config.get_ports().first())
-                .copied()
-                .unwrap_or(5432);
+            let port = port_of(config, i);
             match h {
                 Host::Tcp(name) => format!("{name}:{port}"),
                 Host::Unix(path) => format!("{}:{port}", path.display()),

@@ -100,34 +100,61 @@ impl PgTls {
         &self,
         config: &Config,
     ) -> Result<(Client, JoinHandle<()>, Negotiated), tokio_postgres::Error> {
+        self.by_mode(
+            config,
+            |config, connector| async move {
+                match connector {
+                    None => plain(&config).await,
+                    Some(c) => encrypted(&config, c).await,
+                }
+            },
+            |got| got.2,
+        )
+        .await
+    }
+
+    /// libpq's `sslmode`, in one place for every way of connecting: `open`
+    /// makes one attempt (without TLS when given no connector) with the
+    /// driver's mode set on the config; `negotiated` reads from its result
+    /// whether TLS was used.
+    async fn by_mode<'a, T, F, Fut>(
+        &'a self,
+        config: &Config,
+        open: F,
+        negotiated: impl Fn(&T) -> Negotiated,
+    ) -> Result<T, tokio_postgres::Error>
+    where
+        F: Fn(Config, Option<&'a MakeRustlsConnect>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+    {
         let mut config = config.clone();
         let Some(connector) = &self.connector else {
             config.ssl_mode(DriverSslMode::Disable);
-            return plain(&config).await;
+            return open(config, None).await;
         };
         match self.opts.mode {
             SslMode::Disable => {
                 config.ssl_mode(DriverSslMode::Disable);
-                plain(&config).await
+                open(config, None).await
             }
             SslMode::Allow => {
                 config.ssl_mode(DriverSslMode::Disable);
-                match plain(&config).await {
+                match open(config.clone(), None).await {
                     Err(e) if refused_login(&e) => {
                         tracing::info!(
                             error = %crate::classify::error_message(&e),
                             "the server refused a plaintext login (sslmode=allow): trying TLS"
                         );
                         config.ssl_mode(DriverSslMode::Require);
-                        encrypted(&config, connector).await
+                        open(config, Some(connector)).await
                     }
                     other => other,
                 }
             }
             SslMode::Prefer => {
                 config.ssl_mode(DriverSslMode::Prefer);
-                let got = encrypted(&config, connector).await?;
-                if !got.2.tls {
+                let got = open(config, Some(connector)).await?;
+                if !negotiated(&got).tls {
                     tracing::info!(
                         "the server refused TLS (sslmode=prefer): connected without encryption"
                     );
@@ -136,7 +163,7 @@ impl PgTls {
             }
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
                 config.ssl_mode(DriverSslMode::Require);
-                encrypted(&config, connector).await
+                open(config, Some(connector)).await
             }
         }
     }
@@ -426,12 +453,7 @@ async fn peers(config: &Config) -> Result<Vec<(Peer, String)>, tokio_postgres::E
     let mut out = Vec::new();
     let mut last = None;
     for i in order {
-        let port = config
-            .get_ports()
-            .get(i)
-            .or_else(|| config.get_ports().first())
-            .copied()
-            .unwrap_or(5432);
+        let port = crate::manager::port_of(config, i);
         let name = match hosts.get(i) {
             Some(Host::Tcp(h)) => h.clone(),
             _ => String::new(),
@@ -480,45 +502,12 @@ impl PgTls {
         &self,
         config: &Config,
     ) -> Result<Linked, tokio_postgres::Error> {
-        let mut config = config.clone();
-        let Some(connector) = &self.connector else {
-            config.ssl_mode(DriverSslMode::Disable);
-            return watched(&config, None).await;
-        };
-        match self.opts.mode {
-            SslMode::Disable => {
-                config.ssl_mode(DriverSslMode::Disable);
-                watched(&config, None).await
-            }
-            SslMode::Allow => {
-                config.ssl_mode(DriverSslMode::Disable);
-                match watched(&config, None).await {
-                    Err(e) if refused_login(&e) => {
-                        tracing::info!(
-                            error = %crate::classify::error_message(&e),
-                            "the server refused a plaintext login (sslmode=allow): trying TLS"
-                        );
-                        config.ssl_mode(DriverSslMode::Require);
-                        watched(&config, Some(connector)).await
-                    }
-                    other => other,
-                }
-            }
-            SslMode::Prefer => {
-                config.ssl_mode(DriverSslMode::Prefer);
-                let got = watched(&config, Some(connector)).await?;
-                if !got.2.tls {
-                    tracing::info!(
-                        "the server refused TLS (sslmode=prefer): connected without encryption"
-                    );
-                }
-                Ok(got)
-            }
-            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
-                config.ssl_mode(DriverSslMode::Require);
-                watched(&config, Some(connector)).await
-            }
-        }
+        self.by_mode(
+            config,
+            |config, connector| async move { watched(&config, connector).await },
+            |got| got.2,
+        )
+        .await
     }
 
     /// Sends a cancel request for the request in flight on `client`, over a

@@ -174,15 +174,21 @@ pub async fn a_failed_connect_gives_its_overflow_slot_back<B: Backend>() {
 }
 
 /// A proxy that swallows the first connection it accepts (that connect
-/// hangs: no byte ever comes back) and forwards the others.
-async fn hang_first_connection(upstream: u16) -> u16 {
+/// hangs: no byte ever comes back) and forwards the others. The receiver
+/// fires once the first one was swallowed.
+async fn hang_first_connection(upstream: u16) -> (u16, tokio::sync::oneshot::Receiver<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut swallowed = None;
+        let mut tx = Some(tx);
         while let Ok((mut client, _)) = listener.accept().await {
             if swallowed.is_none() {
                 swallowed = Some(client);
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
                 continue;
             }
             tokio::spawn(async move {
@@ -194,7 +200,7 @@ async fn hang_first_connection(upstream: u16) -> u16 {
             });
         }
     });
-    port
+    (port, rx)
 }
 
 /// One hanging connect does not block the other checkouts.
@@ -207,10 +213,8 @@ pub async fn one_hanging_connect_does_not_block_others<B: Backend>() {
         .and_then(|rest| rest.split('/').next())
         .and_then(|p| p.parse::<u16>().ok())
         .expect("url has a port");
-    let proxied = url.replace(
-        &format!(":{port}"),
-        &format!(":{}", hang_first_connection(port).await),
-    );
+    let (proxy_port, swallowed) = hang_first_connection(port).await;
+    let proxied = url.replace(&format!(":{port}"), &format!(":{proxy_port}"));
     let mut s = settings(&proxied, 1, 1);
     s.connect_timeout = Duration::from_secs(3);
     let pool = B::build(s);
@@ -221,9 +225,15 @@ pub async fn one_hanging_connect_does_not_block_others<B: Backend>() {
         tokio::spawn(async move { (pool.get().await.map(|_| ()), start.elapsed()) })
     };
     until("the first connect hangs", || pool.status().connecting == 1).await;
+    // Its socket reached the proxy (so the next connection is forwarded).
+    tokio::time::timeout(Duration::from_secs(10), swallowed)
+        .await
+        .expect("the first connection reaches the proxy")
+        .expect("the proxy runs");
     let other = pool.get().await.unwrap();
     let other_done = start.elapsed();
-    // Well before any connect timeout (redis-rs caps its connects at 1 s).
+    // Well before the hanging connect's own end (connect_timeout, 3 s):
+    // the other checkout did not queue behind it.
     assert!(
         other_done < Duration::from_millis(900),
         "blocked: {other_done:?}"
