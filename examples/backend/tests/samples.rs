@@ -8,6 +8,7 @@
 mod common;
 
 use common::{Backend, Servers};
+use pool_testkit::samples::normalise_digits as normalise;
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -24,24 +25,6 @@ fn sample(doc: &str, after: &str) -> Value {
         .expect("a json block");
     serde_json::from_str(json)
         .unwrap_or_else(|e| panic!("the sample after {after:?} is not JSON: {e}"))
-}
-
-/// Digits become `N`.
-fn normalise(s: &str) -> String {
-    let mut out = String::new();
-    let mut in_number = false;
-    for c in s.chars() {
-        if c.is_ascii_digit() || (in_number && c == '.') {
-            if !in_number {
-                out.push('N');
-                in_number = true;
-            }
-        } else {
-            in_number = false;
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Where `printed` departs from `shown`, if anywhere.

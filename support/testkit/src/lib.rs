@@ -52,6 +52,7 @@ mod process;
 mod proxy;
 mod redis;
 mod resp;
+pub mod samples;
 mod server;
 mod shm;
 mod workdir;
